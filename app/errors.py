@@ -1,0 +1,15 @@
+"""Errors of the application layer (see the tree in ``features/errors.py``)."""
+
+from __future__ import annotations
+
+from features.errors import FraudscoreError
+
+__all__ = ["BrokerError", "FraudscoreError", "MissingToolError"]
+
+
+class BrokerError(FraudscoreError):
+    """The local Kafka broker could not be fetched, started or stopped."""
+
+
+class MissingToolError(BrokerError):
+    """A program the local broker needs (java, mvn) is not on PATH."""

@@ -1,0 +1,103 @@
+"""The one settings object of the service.
+
+Every value comes from an environment variable named ``FRAUDSCORE_<FIELD>`` (case-insensitive)
+and has an embedded default that works on a fresh machine with no setup: Kafka on
+127.0.0.1:9092, all state and data under ``./var/``.
+
+Build it through :func:`get_settings` (cached); tests clear the cache after changing the
+environment. Nothing here is created at import time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FraudscoreSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRAUDSCORE_", extra="ignore", frozen=True)
+
+    # --- Kafka --------------------------------------------------------------------------
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port])"
+    )
+    input_topic: str = Field(
+        default="transactions", description="Card transactions, keyed by card token"
+    )
+    decisions_topic: str = Field(
+        default="decisions", description="Scoring decisions (transactional)"
+    )
+    dlq_topic: str = Field(
+        default="transactions.dlq", description="Rejected input: original bytes plus reason headers"
+    )
+    changelog_topic: str = Field(
+        default="fraudscore.card-state.changelog",
+        description="Compacted changelog of per-card state; one partition per input partition",
+    )
+    group_id: str = Field(default="fraudscore", description="Consumer group of the workers")
+    service_name: str = Field(
+        default="fraudscore", description="Prefix of the static per-partition transactional ids"
+    )
+    partitions: int = Field(default=4, ge=1, description="Partitions created for the input topic")
+
+    # --- Checkpoints ----------------------------------------------------------------------
+    checkpoint_interval_ms: int = Field(
+        default=25, ge=1, description="Longest time between checkpoints of a busy partition"
+    )
+    checkpoint_max_records: int = Field(
+        default=2000, ge=1, description="Checkpoint a partition after this many records"
+    )
+    transaction_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        description="Broker aborts a transaction left open this long by a dead worker",
+    )
+    fetch_max_records: int = Field(
+        default=2000, ge=1, description="Records per fetch across partitions"
+    )
+
+    # --- Input validation -------------------------------------------------------------------
+    max_record_bytes: int = Field(
+        default=8192, ge=256, description="Larger input records are dead-lettered as oversized"
+    )
+
+    # --- Decision policy --------------------------------------------------------------------
+    review_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Score at which to REVIEW"
+    )
+    decline_threshold: float = Field(
+        default=0.85, ge=0.0, le=1.0, description="Score at which to DECLINE"
+    )
+
+    # --- Local files ----------------------------------------------------------------------
+    var_dir: Path = Field(default=Path("var"), description="Root of all local state and data")
+    kafka_version: str = Field(
+        default="3.9.1", description="Apache Kafka version fetched from Maven"
+    )
+    kafka_cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "fraudscore" / "kafka",
+        description="Where the broker's jars are cached between runs",
+    )
+    kafka_heap: str = Field(default="768m", description="Heap of the local broker (-Xmx)")
+
+    @property
+    def state_dir(self) -> Path:
+        """Per-partition RocksDB databases."""
+        return self.var_dir / "state"
+
+    @property
+    def kafka_dir(self) -> Path:
+        """Local broker: config, data, log and PID file."""
+        return self.var_dir / "kafka"
+
+    def transactional_id(self, partition: int) -> str:
+        """Static id per input partition: what fences a zombie with aiokafka."""
+        return f"{self.service_name}.{self.input_topic}.{partition}"
+
+
+@lru_cache
+def get_settings() -> FraudscoreSettings:
+    return FraudscoreSettings()

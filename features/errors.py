@@ -1,0 +1,19 @@
+"""The project's root error. It lives in the innermost package so that every layer can
+subclass it; each package keeps its own errors in its own ``errors.py``:
+
+    FraudscoreError                      features/errors.py
+    ├── TopicError                       sinks/errors.py   a topic is missing or mis-shaped
+    ├── StateError                       sinks/errors.py   local state cannot be used
+    ├── BrokerError                      app/errors.py     local Kafka cannot be fetched/started
+    │   └── MissingToolError             app/errors.py     java or mvn is not installed
+    └── ...
+
+Every error says what went wrong and what to do about it. The CLI turns them into a message
+and exit code 1 in one place (``app/cli/console.py``).
+"""
+
+from __future__ import annotations
+
+
+class FraudscoreError(Exception):
+    """Root of every error this service raises on purpose."""

@@ -1,0 +1,13 @@
+"""Errors of the I/O adapters (see the tree in ``features/errors.py``)."""
+
+from __future__ import annotations
+
+from features.errors import FraudscoreError
+
+
+class TopicError(FraudscoreError):
+    """A topic is missing or does not have the shape the worker needs."""
+
+
+class StateError(FraudscoreError):
+    """Local state cannot be used as it is."""
