@@ -1,0 +1,27 @@
+"""The ``fraudscore`` command line: the root Typer app and its sub-command groups."""
+
+from __future__ import annotations
+
+import typer
+
+from app.cli import kafka
+from app.cli.demo import demo
+from app.cli.worker import worker
+
+app = typer.Typer(
+    name="fraudscore",
+    help="Real-time card-fraud scoring on Kafka, exactly once.",
+    no_args_is_help=True,
+)
+app.add_typer(
+    kafka.app,
+    name="kafka",
+    help="Run a local single-node Apache Kafka (KRaft) for development and tests",
+)
+
+app.command()(worker)
+app.command()(demo)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,33 @@
+"""Terminal output shared by the CLI commands.
+
+``console`` writes messages, spinners and errors to stderr; ``stdout`` is for a command's
+actual result (tables, JSON) so it can be piped. :func:`catch_errors` turns any
+:class:`~app.errors.FraudscoreError` into one red line and exit code 1, without a traceback;
+use it as ``with catch_errors():`` or as the decorator ``@catch_errors()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from app.errors import FraudscoreError
+
+console = Console(stderr=True)
+stdout = Console()
+
+
+@contextmanager
+def catch_errors() -> Iterator[None]:
+    """Report a FraudscoreError on stderr and exit with code 1."""
+    try:
+        yield
+    except FraudscoreError as exc:
+        console.print(
+            f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(code=1) from None
