@@ -6,6 +6,7 @@ import typer
 
 from app.cli import kafka
 from app.cli.demo import demo
+from app.cli.loadgen import loadgen
 from app.cli.worker import worker
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.add_typer(
 
 app.command()(worker)
 app.command()(demo)
+app.command()(loadgen)
 
 
 def main() -> None:

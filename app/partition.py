@@ -1,0 +1,178 @@
+"""The checkpoint coordinator of one input partition.
+
+One :class:`PartitionTask` per assigned input partition p owns:
+
+- a transactional producer with the static id ``<service>.<input topic>.<p>``: starting it
+  (InitProducerId) fences any earlier owner of p and aborts its open transaction;
+- the partition's state store (RocksDB behind an overlay of uncommitted writes);
+- the outputs produced since the last checkpoint.
+
+Assignment: start the producer → read the committed input offset → restore state from the
+changelog → seek the input. Processing writes only to the overlay and the output buffer.
+A checkpoint (every ``checkpoint_interval_ms`` or ``checkpoint_max_records``, and on revoke)
+is one Kafka transaction: changelog records (latest value per touched card), decisions,
+dead letters, and the input offset; only after it commits does the overlay reach RocksDB.
+An aborted checkpoint drops the overlay and the buffer and rewinds the input to the last
+committed offset; a fenced one drops the task without touching RocksDB.
+See docs/EXACTLY_ONCE.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
+
+from app.restore import restore_partition
+from app.settings import FraudscoreSettings
+from models.pipeline import BatchResult, Pipeline, SourceRecord, encode_decision
+from sinks.kafka import dead_letter_headers, dead_letter_value, transactional_producer
+from sinks.rocksdb import CheckpointMeta, PartitionStore
+
+log = logging.getLogger(__name__)
+
+
+class FencedError(Exception):
+    """Another owner of this partition's transactional id has taken over."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What the open checkpoint holds besides the state overlay."""
+
+    result: BatchResult
+    records: int = 0
+    opened_at: float = 0.0
+
+
+class PartitionTask:
+    def __init__(
+        self,
+        settings: FraudscoreSettings,
+        tp: TopicPartition,
+        pipeline: Pipeline,
+        consumer: AIOKafkaConsumer,
+    ) -> None:
+        self.settings = settings
+        self.tp = tp
+        self.pipeline = pipeline
+        self.consumer = consumer
+        self.store = PartitionStore(settings.state_dir / f"{tp.topic}-{tp.partition}")
+        self.producer = transactional_producer(settings, tp.partition)
+        self.lock = asyncio.Lock()
+        self.committed_offset = 0
+        self.next_offset = 0
+        self._changelog_next = 0
+        self._pending = _Pending(BatchResult())
+
+    async def start(self) -> None:
+        """Fence the previous owner, restore state, and seek the input to the committed offset."""
+        await self.producer.start()
+        committed = await self.consumer.committed(self.tp)
+        if committed is None:
+            committed = (await self.consumer.beginning_offsets([self.tp]))[self.tp]
+        self._changelog_next = await restore_partition(
+            self.settings, self.store, self.tp.partition, committed
+        )
+        self.committed_offset = self.next_offset = committed
+        self.consumer.seek(self.tp, committed)
+        log.info("partition %s ready at offset %d", self.tp, committed)
+
+    def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Run the pipeline over fetched records; outputs wait for the next checkpoint."""
+        batch = [
+            SourceRecord(r.topic, r.partition, r.offset, r.key, r.value or b"") for r in records
+        ]
+        result = self.pipeline.run(batch, self.store)
+        pending = self._pending
+        if pending.records == 0:
+            pending.opened_at = time.monotonic()
+        pending.records += len(records)
+        pending.result.decisions.extend(result.decisions)
+        pending.result.dead_letters.extend(result.dead_letters)
+        self.next_offset = records[-1].offset + 1
+
+    def due(self, now: float) -> bool:
+        pending = self._pending
+        if pending.records == 0:
+            return False
+        age_ms = (now - pending.opened_at) * 1000
+        return (
+            pending.records >= self.settings.checkpoint_max_records
+            or age_ms >= self.settings.checkpoint_interval_ms
+        )
+
+    async def checkpoint(self) -> None:
+        """Commit the open checkpoint in one transaction, then write it to RocksDB."""
+        async with self.lock:
+            if self._pending.records == 0:
+                return
+            changes = list(self.store.dirty())
+            try:
+                changelog_next = await self._commit_transaction(changes)
+            except ProducerFenced as exc:
+                self._reset()
+                raise FencedError(f"{self.tp} was taken over by another worker") from exc
+            except KafkaError:
+                log.exception("checkpoint of %s failed; aborting and rewinding", self.tp)
+                await self._abort_and_rewind()
+                return
+            self._changelog_next = changelog_next
+            self.committed_offset = self.next_offset
+            self.store.write(changes, CheckpointMeta(1, changelog_next, self.next_offset))
+            self._pending = _Pending(BatchResult())
+
+    async def _commit_transaction(self, changes: list[tuple[bytes, bytes | None]]) -> int:
+        settings, producer, partition = self.settings, self.producer, self.tp.partition
+        result = self._pending.result
+        await producer.begin_transaction()
+        last_changelog = None
+        for key, value in changes:
+            last_changelog = await producer.send(
+                settings.changelog_topic, value=value, key=key, partition=partition
+            )
+        headers = [("fraudscore.processed_at_ms", str(int(time.time() * 1000)).encode())]
+        for key, decision in result.decisions:
+            await producer.send(
+                settings.decisions_topic, value=encode_decision(decision), key=key, headers=headers
+            )
+        for letter in result.dead_letters:
+            dlq_key, dlq_value = dead_letter_value(letter)
+            await producer.send(
+                settings.dlq_topic,
+                value=dlq_value,
+                key=dlq_key,
+                headers=dead_letter_headers(letter),
+            )
+        await producer.send_offsets_to_transaction({self.tp: self.next_offset}, settings.group_id)
+        await producer.commit_transaction()
+        if last_changelog is None:
+            return self._changelog_next
+        return int((await last_changelog).offset) + 1
+
+    def _reset(self) -> None:
+        """Forget everything since the last committed checkpoint."""
+        self.store.discard()
+        self._pending = _Pending(BatchResult())
+        self.next_offset = self.committed_offset
+
+    async def _abort_and_rewind(self) -> None:
+        try:
+            await self.producer.abort_transaction()
+        except KafkaError:
+            log.exception("abort of %s failed; restarting its producer", self.tp)
+            await self.producer.stop()
+            self.producer = transactional_producer(self.settings, self.tp.partition)
+            await self.producer.start()
+        self._reset()
+        self.consumer.seek(self.tp, self.committed_offset)
+
+    async def close(self) -> None:
+        """Release the producer and the store (uncommitted work is dropped)."""
+        self._reset()
+        await self.producer.stop()
+        self.store.close()

@@ -1,0 +1,95 @@
+"""Bring a partition's local RocksDB up to the committed changelog before it processes input.
+
+Local state is a cache of the changelog. It is used as a starting point when its meta record's
+changelog offset lies within the changelog (between the log start and the last stable offset);
+otherwise (no meta, changelog recreated or truncated) it is wiped and rebuilt from the start.
+The changelog is read with ``read_committed`` until the reader's *position* reaches the last
+stable offset — commit markers occupy offsets, so "the last record seen" is not the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app.settings import FraudscoreSettings
+from sinks.errors import StateError
+from sinks.kafka import committed_reader
+from sinks.rocksdb import CheckpointMeta, PartitionStore
+
+log = logging.getLogger(__name__)
+
+_FLUSH_EVERY = 50_000  # restored keys held in memory before a RocksDB write
+_STALL_S = 60.0
+
+
+async def restore_partition(
+    settings: FraudscoreSettings, store: PartitionStore, partition: int, input_offset: int
+) -> int:
+    """Restore ``store`` from changelog partition ``partition``; return the changelog end."""
+    reader = committed_reader(settings)
+    await reader.start()
+    try:
+        tp = TopicPartition(settings.changelog_topic, partition)
+        reader.assign([tp])
+        begin = (await reader.beginning_offsets([tp]))[tp]
+        end: int = (await reader.end_offsets([tp]))[tp]
+        start = _resume_offset(store, begin, end)
+        started = time.monotonic()
+        reader.seek(tp, start)
+        restored = await _read_until(reader, tp, end, store)
+        store.write([], CheckpointMeta(1, end, input_offset))
+        log.info(
+            "restored %s: %d changelog records from offset %d to %d in %.2fs",
+            tp,
+            restored,
+            start,
+            end,
+            time.monotonic() - started,
+        )
+        return end
+    finally:
+        await reader.stop()
+
+
+def _resume_offset(store: PartitionStore, begin: int, end: int) -> int:
+    meta = store.meta
+    if meta is not None and begin <= meta.changelog_next_offset <= end:
+        return meta.changelog_next_offset
+    if meta is not None:
+        log.warning(
+            "local state of %s is at changelog offset %d outside [%d, %d]; rebuilding",
+            store.path,
+            meta.changelog_next_offset,
+            begin,
+            end,
+        )
+        store.wipe()
+    return begin
+
+
+async def _read_until(
+    reader: AIOKafkaConsumer, tp: TopicPartition, end: int, store: PartitionStore
+) -> int:
+    changes: dict[bytes, bytes | None] = {}
+    restored = 0
+    last_progress = time.monotonic()
+    while await reader.position(tp) < end:
+        batch = await reader.getmany(tp, timeout_ms=500, max_records=10_000)
+        for record in batch.get(tp, []):
+            assert record.key is not None
+            changes[record.key] = record.value
+            restored += 1
+        if batch:
+            last_progress = time.monotonic()
+        elif time.monotonic() - last_progress > _STALL_S:
+            raise StateError(
+                f"restore of {tp} made no progress for {_STALL_S:.0f}s; is the broker up?"
+            )
+        if len(changes) >= _FLUSH_EVERY:
+            store.write(changes.items(), None)
+            changes.clear()
+    store.write(changes.items(), None)
+    return restored

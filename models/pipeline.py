@@ -1,0 +1,174 @@
+"""The scoring pipeline as a pure function of the input log: decode → apply → score → decide.
+
+The worker runs it over each fetched batch of one partition with the partition's state store;
+tests and replay run the very same code over a partition's log with an in-memory store, which
+is what makes "the same input log gives the same decisions" checkable.
+
+Nothing here reads the clock or does I/O. Processing timestamps are added by the worker, as
+record headers, so the decision records themselves are byte-identical on replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import msgspec
+
+from features.card import (
+    DEFAULT_PARAMS,
+    FEATURE_NAMES,
+    FEATURE_SCHEMA_VERSION,
+    CardState,
+    FeatureParams,
+    FeatureVector,
+    observe,
+)
+from features.transaction import Transaction
+from features.validation import Rejection, decode_transaction
+from models.policy import Policy, decide
+from models.scorer import Scorer
+
+
+class CardStore(Protocol):
+    """What the pipeline needs from state: the real one is RocksDB behind an overlay."""
+
+    def get(self, card_id: str) -> CardState | None: ...
+
+    def put(self, card_id: str, state: CardState) -> None: ...
+
+
+class MemoryCardStore:
+    """An in-memory :class:`CardStore` for the reference run and unit tests."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, CardState] = {}
+
+    def get(self, card_id: str) -> CardState | None:
+        return self.states.get(card_id)
+
+    def put(self, card_id: str, state: CardState) -> None:
+        self.states[card_id] = state
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One record as it was read from the input topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class Source(msgspec.Struct, frozen=True, array_like=False):
+    topic: str
+    partition: int
+    offset: int
+
+
+class DecisionRecord(msgspec.Struct, frozen=True):
+    """The value written to the decisions topic (JSON)."""
+
+    transaction_id: str
+    card_id: str
+    amount: str
+    currency: str
+    merchant_id: str
+    event_time: str
+    score: float
+    decision: str
+    reasons: tuple[str, ...]
+    model_version: str
+    policy_version: str
+    feature_schema_version: int
+    features: dict[str, float]
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected input record, with why and where it came from."""
+
+    record: SourceRecord
+    rejection: Rejection
+
+
+@dataclass(slots=True)
+class BatchResult:
+    decisions: list[tuple[bytes, DecisionRecord]] = field(default_factory=list)  # (key, value)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def encode_decision(decision: DecisionRecord) -> bytes:
+    return _json_encoder.encode(decision)
+
+
+def format_amount(txn: Transaction) -> str:
+    """The amount back as a decimal string in the major unit, exactly."""
+    if txn.amount_scale == 0:
+        return str(txn.amount_minor)
+    units, minor = divmod(txn.amount_minor, 10**txn.amount_scale)
+    return f"{units}.{minor:0{txn.amount_scale}d}"
+
+
+def format_event_time(event_time_ms: int) -> str:
+    moment = datetime.fromtimestamp(event_time_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{event_time_ms % 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    scorer: Scorer
+    policy: Policy
+    max_record_bytes: int
+    params: FeatureParams = DEFAULT_PARAMS
+
+    def run(self, records: Sequence[SourceRecord], store: CardStore) -> BatchResult:
+        """Process one batch of one partition, in offset order, against ``store``."""
+        result = BatchResult()
+        accepted: list[tuple[SourceRecord, Transaction, FeatureVector]] = []
+        for record in records:
+            decoded = decode_transaction(record.value, max_bytes=self.max_record_bytes)
+            if isinstance(decoded, Rejection):
+                result.dead_letters.append(DeadLetter(record, decoded))
+                continue
+            state, vector = observe(store.get(decoded.card_id), decoded, self.params)
+            store.put(decoded.card_id, state)
+            accepted.append((record, decoded, vector))
+        scores = self.scorer.score_batch([vector for _, _, vector in accepted])
+        result.decisions.extend(self._decisions(accepted, scores))
+        return result
+
+    def _decisions(
+        self,
+        accepted: list[tuple[SourceRecord, Transaction, FeatureVector]],
+        scores: list[float],
+    ) -> Iterator[tuple[bytes, DecisionRecord]]:
+        for (record, txn, vector), score in zip(accepted, scores, strict=True):
+            decision = decide(score, vector, self.policy)
+            yield (
+                txn.card_id.encode(),
+                DecisionRecord(
+                    transaction_id=txn.transaction_id,
+                    card_id=txn.card_id,
+                    amount=format_amount(txn),
+                    currency=txn.currency,
+                    merchant_id=txn.merchant_id,
+                    event_time=format_event_time(txn.event_time_ms),
+                    score=score,
+                    decision=decision.outcome.value,
+                    reasons=decision.reasons,
+                    model_version=self.scorer.version,
+                    policy_version=self.policy.version,
+                    feature_schema_version=FEATURE_SCHEMA_VERSION,
+                    features=dict(zip(FEATURE_NAMES, vector, strict=True)),
+                    source=Source(record.topic, record.partition, record.offset),
+                ),
+            )
