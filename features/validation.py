@@ -70,6 +70,7 @@ class Reason(StrEnum):
     UNKNOWN_CURRENCY = "unknown_currency"
     INVALID_EVENT_TIME = "invalid_event_time"
     PAN_DETECTED = "pan_detected"
+    KEY_MISMATCH = "key_mismatch"  # checked by the pipeline: the Kafka key is not card_id
 
 
 class Rejection(msgspec.Struct, frozen=True, gc=False):

@@ -27,7 +27,7 @@ from features.card import (
     observe,
 )
 from features.transaction import Transaction
-from features.validation import Rejection, decode_transaction
+from features.validation import Reason, Rejection, decode_transaction
 from models.policy import Policy, decide
 from models.scorer import Scorer
 
@@ -123,6 +123,20 @@ def format_event_time(event_time_ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{event_time_ms % 1000:03d}Z"
 
 
+_KEY_MISMATCH = Rejection(
+    Reason.KEY_MISMATCH,
+    "the record's Kafka key is not its card_id: key input records by card token, or one "
+    "card's transactions land on several partitions and its features split",
+)
+
+
+def _decode(record: SourceRecord, max_bytes: int) -> Transaction | Rejection:
+    decoded = decode_transaction(record.value, max_bytes=max_bytes)
+    if isinstance(decoded, Transaction) and record.key != decoded.card_id.encode():
+        return _KEY_MISMATCH
+    return decoded
+
+
 @dataclass(frozen=True, slots=True)
 class Pipeline:
     scorer: Scorer
@@ -135,7 +149,7 @@ class Pipeline:
         result = BatchResult()
         accepted: list[tuple[SourceRecord, Transaction, FeatureVector]] = []
         for record in records:
-            decoded = decode_transaction(record.value, max_bytes=self.max_record_bytes)
+            decoded = _decode(record, self.max_record_bytes)
             if isinstance(decoded, Rejection):
                 result.dead_letters.append(DeadLetter(record, decoded))
                 continue

@@ -1,0 +1,33 @@
+"""Every command answers --help, and the README documents every setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from app.settings import FraudscoreSettings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["worker"], ["demo"], ["loadgen"], ["kafka"], ["kafka", "up"], ["kafka", "logs"]],
+)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_readme_configuration_table_lists_every_setting() -> None:
+    text = README.read_text()
+    missing = [
+        name
+        for name in FraudscoreSettings.model_fields
+        if f"`FRAUDSCORE_{name.upper()}`" not in text
+    ]
+    assert not missing, f"document these settings in README.md: {missing}"
