@@ -31,7 +31,7 @@ def _log(count: int, seed: int = 3) -> list[SourceRecord]:
 
 
 def _decisions(pipeline: Pipeline, log: list[SourceRecord], batch: int) -> list[bytes]:
-    store, out = MemoryCardStore(), []
+    store, out = MemoryCardStore(), list[bytes]()
     for start in range(0, len(log), batch):
         result = pipeline.run(log[start : start + batch], store)
         out.extend(encode_decision(decision) for _, decision in result.decisions)
