@@ -26,11 +26,14 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.structs import RecordMetadata
 
+from app.failpoint import NONE as NO_FAILPOINTS
+from app.failpoint import Failpoints
 from app.restore import restore_partition
 from app.settings import FraudscoreSettings
 from models.pipeline import BatchResult, Pipeline, SourceRecord, encode_decision
-from sinks.kafka import dead_letter_headers, dead_letter_value, transactional_producer
+from sinks.kafka import checkpoint_producer, dead_letter_headers, dead_letter_value
 from sinks.rocksdb import CheckpointMeta, PartitionStore
 
 log = logging.getLogger(__name__)
@@ -56,13 +59,15 @@ class PartitionTask:
         tp: TopicPartition,
         pipeline: Pipeline,
         consumer: AIOKafkaConsumer,
+        failpoints: Failpoints = NO_FAILPOINTS,
     ) -> None:
         self.settings = settings
         self.tp = tp
         self.pipeline = pipeline
         self.consumer = consumer
+        self.failpoints = failpoints
         self.store = PartitionStore(settings.state_dir / f"{tp.topic}-{tp.partition}")
-        self.producer = transactional_producer(settings, tp.partition)
+        self.producer = checkpoint_producer(settings, tp.partition)
         self.lock = asyncio.Lock()
         self.committed_offset = 0
         self.next_offset = 0
@@ -76,7 +81,7 @@ class PartitionTask:
         if committed is None:
             committed = (await self.consumer.beginning_offsets([self.tp]))[self.tp]
         self._changelog_next = await restore_partition(
-            self.settings, self.store, self.tp.partition, committed
+            self.settings, self.store, self.tp.partition, committed, self.failpoints
         )
         self.committed_offset = self.next_offset = committed
         self.consumer.seek(self.tp, committed)
@@ -107,13 +112,16 @@ class PartitionTask:
         )
 
     async def checkpoint(self) -> None:
-        """Commit the open checkpoint in one transaction, then write it to RocksDB."""
+        """Commit the open checkpoint (one transaction in exactly-once), then write RocksDB."""
         async with self.lock:
             if self._pending.records == 0:
                 return
             changes = list(self.store.dirty())
             try:
-                changelog_next = await self._commit_transaction(changes)
+                if self.settings.exactly_once:
+                    changelog_next = await self._commit_transaction(changes)
+                else:
+                    changelog_next = await self._commit_at_least_once(changes)
             except ProducerFenced as exc:
                 self._reset()
                 raise FencedError(f"{self.tp} was taken over by another worker") from exc
@@ -121,26 +129,46 @@ class PartitionTask:
                 log.exception("checkpoint of %s failed; aborting and rewinding", self.tp)
                 await self._abort_and_rewind()
                 return
+            self.failpoints.hit("checkpoint.after_commit")
             self._changelog_next = changelog_next
             self.committed_offset = self.next_offset
             self.store.write(changes, CheckpointMeta(1, changelog_next, self.next_offset))
             self._pending = _Pending(BatchResult())
 
     async def _commit_transaction(self, changes: list[tuple[bytes, bytes | None]]) -> int:
-        settings, producer, partition = self.settings, self.producer, self.tp.partition
-        result = self._pending.result
+        producer = self.producer
         await producer.begin_transaction()
+        last_changelog = await self._send_outputs(changes)
+        await producer.send_offsets_to_transaction(
+            {self.tp: self.next_offset}, self.settings.group_id
+        )
+        self.failpoints.hit("checkpoint.after_offsets")
+        await producer.commit_transaction()
+        return await self._changelog_end(last_changelog)
+
+    async def _commit_at_least_once(self, changes: list[tuple[bytes, bytes | None]]) -> int:
+        last_changelog = await self._send_outputs(changes)
+        await self.producer.flush()
+        await self.consumer.commit({self.tp: self.next_offset})
+        return await self._changelog_end(last_changelog)
+
+    async def _send_outputs(
+        self, changes: list[tuple[bytes, bytes | None]]
+    ) -> asyncio.Future[RecordMetadata] | None:
+        """Send changelog records, decisions and dead letters; the last changelog future."""
+        settings, producer, partition = self.settings, self.producer, self.tp.partition
         last_changelog = None
         for key, value in changes:
             last_changelog = await producer.send(
                 settings.changelog_topic, value=value, key=key, partition=partition
             )
+        self.failpoints.hit("checkpoint.after_changelog")
         headers = [("fraudscore.processed_at_ms", str(int(time.time() * 1000)).encode())]
-        for key, decision in result.decisions:
+        for key, decision in self._pending.result.decisions:
             await producer.send(
                 settings.decisions_topic, value=encode_decision(decision), key=key, headers=headers
             )
-        for letter in result.dead_letters:
+        for letter in self._pending.result.dead_letters:
             dlq_key, dlq_value = dead_letter_value(letter)
             await producer.send(
                 settings.dlq_topic,
@@ -148,11 +176,11 @@ class PartitionTask:
                 key=dlq_key,
                 headers=dead_letter_headers(letter),
             )
-        await producer.send_offsets_to_transaction({self.tp: self.next_offset}, settings.group_id)
-        await producer.commit_transaction()
-        if last_changelog is None:
-            return self._changelog_next
-        return int((await last_changelog).offset) + 1
+        self.failpoints.hit("checkpoint.after_outputs")
+        return last_changelog
+
+    async def _changelog_end(self, last: asyncio.Future[RecordMetadata] | None) -> int:
+        return self._changelog_next if last is None else int((await last).offset) + 1
 
     def _reset(self) -> None:
         """Forget everything since the last committed checkpoint."""
@@ -166,7 +194,7 @@ class PartitionTask:
         except KafkaError:
             log.exception("abort of %s failed; restarting its producer", self.tp)
             await self.producer.stop()
-            self.producer = transactional_producer(self.settings, self.tp.partition)
+            self.producer = checkpoint_producer(self.settings, self.tp.partition)
             await self.producer.start()
         self._reset()
         self.consumer.seek(self.tp, self.committed_offset)

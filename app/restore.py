@@ -14,6 +14,8 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from app.failpoint import NONE as NO_FAILPOINTS
+from app.failpoint import Failpoints
 from app.settings import FraudscoreSettings
 from sinks.errors import StateError
 from sinks.kafka import committed_reader
@@ -26,7 +28,11 @@ _STALL_S = 60.0
 
 
 async def restore_partition(
-    settings: FraudscoreSettings, store: PartitionStore, partition: int, input_offset: int
+    settings: FraudscoreSettings,
+    store: PartitionStore,
+    partition: int,
+    input_offset: int,
+    failpoints: Failpoints = NO_FAILPOINTS,
 ) -> int:
     """Restore ``store`` from changelog partition ``partition``; return the changelog end."""
     reader = committed_reader(settings)
@@ -39,7 +45,7 @@ async def restore_partition(
         start = _resume_offset(store, begin, end)
         started = time.monotonic()
         reader.seek(tp, start)
-        restored = await _read_until(reader, tp, end, store)
+        restored = await _read_until(reader, tp, end, store, failpoints)
         store.write([], CheckpointMeta(1, end, input_offset))
         log.info(
             "restored %s: %d changelog records from offset %d to %d in %.2fs",
@@ -71,7 +77,11 @@ def _resume_offset(store: PartitionStore, begin: int, end: int) -> int:
 
 
 async def _read_until(
-    reader: AIOKafkaConsumer, tp: TopicPartition, end: int, store: PartitionStore
+    reader: AIOKafkaConsumer,
+    tp: TopicPartition,
+    end: int,
+    store: PartitionStore,
+    failpoints: Failpoints,
 ) -> int:
     changes: dict[bytes, bytes | None] = {}
     restored = 0
@@ -84,6 +94,7 @@ async def _read_until(
             restored += 1
         if batch:
             last_progress = time.monotonic()
+            failpoints.hit("restore.read")
         elif time.monotonic() - last_progress > _STALL_S:
             raise StateError(
                 f"restore of {tp} made no progress for {_STALL_S:.0f}s; is the broker up?"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,15 @@ class FraudscoreSettings(BaseSettings):
     )
     partitions: int = Field(default=4, ge=1, description="Partitions created for the input topic")
 
+    instance_id: str | None = Field(
+        default=None,
+        description="Static group membership id (KIP-345): a restarted worker with the same id "
+        "gets its partitions back at once instead of after the session timeout",
+    )
+    session_timeout_ms: int = Field(
+        default=10_000, ge=1000, description="A silent worker leaves the group after this long"
+    )
+
     # --- Checkpoints ----------------------------------------------------------------------
     checkpoint_interval_ms: int = Field(
         default=25, ge=1, description="Longest time between checkpoints of a busy partition"
@@ -54,6 +64,16 @@ class FraudscoreSettings(BaseSettings):
         default=10_000,
         ge=1000,
         description="Broker aborts a transaction left open this long by a dead worker",
+    )
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
+        default="exactly_once",
+        description="exactly_once: checkpoints are Kafka transactions; at_least_once: outputs "
+        "are flushed and offsets committed without a transaction (benchmark baseline)",
+    )
+    failpoints: str = Field(
+        default="",
+        description="Testing only: SIGKILL the worker at the Nth pass of a checkpoint step "
+        "(see app/failpoint.py)",
     )
     fetch_max_records: int = Field(
         default=2000, ge=1, description="Records per fetch across partitions"
@@ -92,6 +112,10 @@ class FraudscoreSettings(BaseSettings):
     def kafka_dir(self) -> Path:
         """Local broker: config, data, log and PID file."""
         return self.var_dir / "kafka"
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
 
     def transactional_id(self, partition: int) -> str:
         """Static id per input partition: what fences a zombie with aiokafka."""

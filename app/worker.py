@@ -10,21 +10,26 @@ See docs/adr/0001-data-path-without-faust-streams.md for why this is not a Faust
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
+from app.failpoint import Failpoints
 from app.partition import FencedError, PartitionTask
 from app.settings import FraudscoreSettings
 from models.default import train_default_model
 from models.pipeline import Pipeline
 from models.policy import Policy
+from sinks.errors import StateError
 from sinks.kafka import client_options, ensure_topics
 
 log = logging.getLogger(__name__)
+
+_RECOVERABLE = (KafkaError, OSError, StateError)
+_START_PATIENCE_S = 120.0  # how long a partition may wait for the broker before the worker exits
 
 
 class Worker(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -32,9 +37,12 @@ class Worker(ConsumerRebalanceListener):  # type: ignore[misc]
         self.settings = settings
         self.pipeline = pipeline
         self.tasks: dict[TopicPartition, PartitionTask] = {}
+        self.failpoints = Failpoints(settings.failpoints)
         self.consumer = AIOKafkaConsumer(
             **client_options(settings),
             group_id=settings.group_id,
+            group_instance_id=settings.instance_id,
+            session_timeout_ms=settings.session_timeout_ms,
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
@@ -74,29 +82,54 @@ class Worker(ConsumerRebalanceListener):  # type: ignore[misc]
             await task.checkpoint()
         except FencedError:
             log.warning("%s was fenced by a newer owner; dropping it", task.tp)
-            self.tasks.pop(task.tp, None)
+            await self._drop(task)
             self.consumer.pause(task.tp)
+        except _RECOVERABLE:
+            log.exception("%s failed; restarting it from its last checkpoint", task.tp)
+            await self._drop(task)
+            self.consumer.pause(task.tp)
+            self.tasks[task.tp] = await self._start(task.tp)
+            self.consumer.resume(task.tp)
+
+    async def _drop(self, task: PartitionTask) -> None:
+        self.tasks.pop(task.tp, None)
+        try:
             await task.close()
+        except _RECOVERABLE:
+            log.exception("closing %s failed", task.tp)
+
+    async def _start(self, tp: TopicPartition) -> PartitionTask:
+        """Start a task for ``tp``, retrying while the broker is unreachable."""
+        deadline, delay = time.monotonic() + _START_PATIENCE_S, 0.25
+        while True:
+            task = PartitionTask(self.settings, tp, self.pipeline, self.consumer, self.failpoints)
+            try:
+                await task.start()
+            except _RECOVERABLE:
+                await task.close()
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("starting %s failed; retrying in %.2fs", tp, delay, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                return task
 
     async def assign(self, assigned: set[TopicPartition]) -> None:
         """Fence, restore and seek newly assigned partitions, concurrently."""
-        new = [
-            PartitionTask(self.settings, tp, self.pipeline, self.consumer)
-            for tp in sorted(assigned)
-            if tp not in self.tasks
-        ]
-        await asyncio.gather(*(task.start() for task in new))
-        for task in new:
+        new = sorted(tp for tp in assigned if tp not in self.tasks)
+        for task in await asyncio.gather(*(self._start(tp) for tp in new)):
             self.tasks[task.tp] = task
         self.consumer.resume(*assigned)
 
     async def release(self, revoked: list[TopicPartition]) -> None:
         """Checkpoint and close the tasks of revoked partitions (or all, on shutdown)."""
-        tasks = [self.tasks.pop(tp) for tp in revoked if tp in self.tasks]
-        for task in tasks:
-            with contextlib.suppress(FencedError):
+        for task in [self.tasks[tp] for tp in revoked if tp in self.tasks]:
+            try:
                 await task.checkpoint()
-            await task.close()
+            except (FencedError, *_RECOVERABLE):
+                log.warning("final checkpoint of %s failed; its records will be redone", task.tp)
+            await self._drop(task)
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         log.info("partitions revoked: %s", sorted(revoked))

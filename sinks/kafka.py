@@ -103,12 +103,19 @@ def dead_letter_value(letter: DeadLetter) -> tuple[bytes | None, bytes]:
     return (None if key is None else mask_pans(key)), mask_pans(letter.record.value)
 
 
-def transactional_producer(settings: FraudscoreSettings, partition: int) -> AIOKafkaProducer:
-    """The producer of one input partition's checkpoints (static id: it fences zombies)."""
+def checkpoint_producer(settings: FraudscoreSettings, partition: int) -> AIOKafkaProducer:
+    """The producer of one input partition's checkpoints.
+
+    Exactly-once: transactional, with the static id that fences a previous owner.
+    At-least-once: idempotent only.
+    """
+    transactional = {
+        "transactional_id": settings.transactional_id(partition),
+        "transaction_timeout_ms": settings.transaction_timeout_ms,
+    }
     return AIOKafkaProducer(
         **client_options(settings),
-        transactional_id=settings.transactional_id(partition),
-        transaction_timeout_ms=settings.transaction_timeout_ms,
+        **(transactional if settings.exactly_once else {}),
         enable_idempotence=True,
         acks="all",
         linger_ms=0,
