@@ -39,6 +39,11 @@ from sinks.rocksdb import CheckpointMeta, PartitionStore
 log = logging.getLogger(__name__)
 
 
+def _consume_exception(future: asyncio.Future[RecordMetadata]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class FencedError(Exception):
     """Another owner of this partition's transactional id has taken over."""
 
@@ -73,6 +78,7 @@ class PartitionTask:
         self.next_offset = 0
         self._changelog_next = 0
         self._pending = _Pending(BatchResult())
+        self._sent: list[asyncio.Future[RecordMetadata]] = []  # this checkpoint's sends
 
     async def start(self) -> None:
         """Fence the previous owner, restore state, and seek the input to the committed offset."""
@@ -123,12 +129,15 @@ class PartitionTask:
                 else:
                     changelog_next = await self._commit_at_least_once(changes)
             except ProducerFenced as exc:
+                self._forget_sent()
                 self._reset()
                 raise FencedError(f"{self.tp} was taken over by another worker") from exc
             except KafkaError:
                 log.exception("checkpoint of %s failed; aborting and rewinding", self.tp)
+                self._forget_sent()
                 await self._abort_and_rewind()
                 return
+            self._sent.clear()
             self.failpoints.hit("checkpoint.after_commit")
             self._changelog_next = changelog_next
             self.committed_offset = self.next_offset
@@ -157,16 +166,23 @@ class PartitionTask:
     ) -> asyncio.Future[RecordMetadata] | None:
         """Send changelog records, decisions and dead letters; the last changelog future."""
         settings, producer, partition = self.settings, self.producer, self.tp.partition
+        sent = self._sent
         last_changelog = None
         for key, value in changes:
             last_changelog = await producer.send(
                 settings.changelog_topic, value=value, key=key, partition=partition
             )
+            sent.append(last_changelog)
         self.failpoints.hit("checkpoint.after_changelog")
         headers = [("fraudscore.processed_at_ms", str(int(time.time() * 1000)).encode())]
         for key, decision in self._pending.result.decisions:
-            await producer.send(
-                settings.decisions_topic, value=encode_decision(decision), key=key, headers=headers
+            sent.append(
+                await producer.send(
+                    settings.decisions_topic,
+                    value=encode_decision(decision),
+                    key=key,
+                    headers=headers,
+                )
             )
         for letter in self._pending.result.dead_letters:
             dlq_key, dlq_value = dead_letter_value(letter)
@@ -181,6 +197,12 @@ class PartitionTask:
 
     async def _changelog_end(self, last: asyncio.Future[RecordMetadata] | None) -> int:
         return self._changelog_next if last is None else int((await last).offset) + 1
+
+    def _forget_sent(self) -> None:
+        """The transaction failed: its sends fail too; collect their errors, nobody waits."""
+        for future in self._sent:
+            future.add_done_callback(_consume_exception)
+        self._sent.clear()
 
     def _reset(self) -> None:
         """Forget everything since the last committed checkpoint."""

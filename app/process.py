@@ -5,10 +5,13 @@ Used by ``fraudscore demo`` and by the integration and fault tests.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from app.settings import FraudscoreSettings
@@ -18,18 +21,23 @@ def settings_env(settings: FraudscoreSettings) -> dict[str, str]:
     """The environment that makes a child process build exactly ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDSCORE_")}
     for name in type(settings).model_fields:
-        env[f"FRAUDSCORE_{name.upper()}"] = str(getattr(settings, name))
+        value = getattr(settings, name)
+        if value is not None:  # unset stays unset ("None" would be read as a string)
+            env[f"FRAUDSCORE_{name.upper()}"] = str(value)
     return env
 
 
 class WorkerProcess:
     """A worker subprocess with its log in a file; stopped by PID, never by pattern."""
 
-    def __init__(self, settings: FraudscoreSettings, log_path: Path) -> None:
+    def __init__(
+        self, settings: FraudscoreSettings, log_path: Path, args: Sequence[str] = ()
+    ) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "app", "worker"],
+        self._log_start = self._log.tell()
+        self.process = subprocess.Popen(  # noqa: S603 - our own CLI, our own arguments
+            [sys.executable, "-m", "app", "worker", *args],
             env=settings_env(settings),
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -46,6 +54,39 @@ class WorkerProcess:
                 self.process.wait()
         self._log.close()
         return self.process.returncode
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> int:
+        """SIGKILL: no checkpoint, no goodbye. Returns the exit code (-9)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets but stops heartbeating (a zombie to be)."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    async def wait_for_log(self, text: str, timeout_s: float = 60.0) -> bool:
+        """Wait until this process has logged a line containing ``text``; False on timeout
+        or if the process ended first."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_start)
+                if text.encode() in log.read():
+                    return True
+            if self.process.poll() is not None:
+                return False
+            await asyncio.sleep(0.05)
+        return False
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -42,3 +42,10 @@ def kafka_bootstrap() -> Iterator[str]:
 def unique() -> str:
     """A short random hex string for topic, group and transactional-id names."""
     return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def local_broker(kafka_bootstrap: str) -> LocalBroker | None:
+    """The project's own broker when this session uses it (so a test may restart it);
+    None when the session talks to an external broker that is not ours to restart."""
+    return None if os.environ.get(EXTERNAL_BROKER_ENV) else LocalBroker(get_settings())

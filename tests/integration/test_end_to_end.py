@@ -16,10 +16,9 @@ import pytest
 from app.loadgen import produce
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
-from app.worker import build_pipeline
-from models.pipeline import MemoryCardStore, SourceRecord, encode_decision
 from models.synthetic import generate, malformed_records
-from tests.support.kafka import Record, read_partitions, read_topic
+from tests.support.kafka import read_partitions, read_topic
+from tests.support.reference import reference_of
 
 pytestmark = pytest.mark.integration
 
@@ -37,18 +36,6 @@ def settings(kafka_bootstrap: str, unique: str, tmp_path: Path) -> FraudscoreSet
         group_id=f"fraudscore-{unique}",
         var_dir=tmp_path / "var",
     )
-
-
-def _reference(settings: FraudscoreSettings, logs: dict[int, list[Record]]) -> dict[str, bytes]:
-    """transaction_id → the decision bytes the pure pipeline gives over each partition's log."""
-    pipeline = build_pipeline(settings)
-    expected: dict[str, bytes] = {}
-    for records in logs.values():
-        batch = [SourceRecord(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
-        result = pipeline.run(batch, MemoryCardStore())
-        for _, decision in result.decisions:
-            expected[decision.transaction_id] = encode_decision(decision)
-    return expected
 
 
 async def test_transactions_are_decided_exactly_once_with_correct_features(
@@ -73,7 +60,7 @@ async def test_transactions_are_decided_exactly_once_with_correct_features(
     assert set(ids) == expected_ids
 
     inputs = await read_partitions(settings, settings.input_topic)
-    expected = _reference(settings, inputs)
+    expected = reference_of(settings, inputs).decisions
     mismatched = [
         r.value
         for r in decisions

@@ -1,0 +1,37 @@
+"""The shape every fault test shares: feed the input while faults happen, then let the
+survivors catch up, stop them cleanly and check everything against the crash-free run."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.loadgen import LoadgenResult, produce
+from app.process import WorkerProcess
+from tests.fault.conftest import CARDS, COUNT, MALFORMED, RATE, SEED
+from tests.support.deployment import Deployment, assert_exactly_once
+from tests.support.reference import Reference, reference
+
+
+def feed(dep: Deployment, rate: float = RATE) -> asyncio.Task[LoadgenResult]:
+    """Produce the test input at ``rate`` records per second, in the background."""
+    return asyncio.create_task(
+        produce(dep.settings, count=COUNT, cards=CARDS, seed=SEED, rate=rate, malformed=MALFORMED)
+    )
+
+
+async def finish(
+    dep: Deployment, feeding: asyncio.Task[LoadgenResult], *running: WorkerProcess
+) -> Reference:
+    """Wait for the input, let ``running`` workers (or a fresh one) catch up, stop them with
+    SIGTERM, and assert exactly-once against the reference."""
+    sent = await feeding
+    assert (sent.valid, sent.malformed) == (COUNT, MALFORMED)
+    ref = await reference(dep.settings)
+    workers = list(running) or [dep.start("w1")]
+    for worker in workers:
+        assert await worker.wait_for_log("ready at offset"), dep.logs()
+    await dep.wait_caught_up(ref.input_ends)
+    for worker in workers:
+        assert worker.stop() == 0, worker.log_tail()
+    await assert_exactly_once(dep, ref)
+    return ref

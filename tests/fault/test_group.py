@@ -1,0 +1,66 @@
+"""Two workers in one group: a killed member's partitions move to the survivor (restored from
+the changelog) and back; a paused member (a zombie) is fenced when it wakes up."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import pytest
+
+from app.process import WorkerProcess
+from tests.fault.scenario import feed, finish
+from tests.support.deployment import Deployment
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+RATE = 2_500.0  # slower input, so that traffic flows across every rebalance
+
+
+async def _takes_over(worker: WorkerProcess, dep: Deployment, since: int) -> bool:
+    """Wait until ``worker`` logs an assignment of every partition after byte ``since`` of
+    its log (its assignments before the fault do not count)."""
+    deadline = time.monotonic() + dep.settings.session_timeout_ms / 1000 + 15
+    while time.monotonic() < deadline:
+        with worker.log_path.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
+        assigned = re.findall(r"partitions assigned: .*", text)
+        if any(line.count("TopicPartition(") == dep.settings.partitions for line in assigned):
+            return True
+        await asyncio.sleep(0.25)
+    return False
+
+
+async def _start_both(dep: Deployment) -> tuple[WorkerProcess, WorkerProcess]:
+    w1, w2 = dep.start("w1"), dep.start("w2")
+    for worker in (w1, w2):
+        assert await worker.wait_for_log("ready at offset"), dep.logs()
+    return w1, w2
+
+
+async def test_survivor_takes_over_a_killed_member_and_gives_back(deployment: Deployment) -> None:
+    dep = deployment
+    feeding = feed(dep, RATE)
+    w1, w2 = await _start_both(dep)
+    await asyncio.sleep(2.0)
+    since = w2.log_path.stat().st_size
+    assert w1.kill() == -9
+    assert await _takes_over(w2, dep, since), dep.logs()
+    w1_again = dep.start("w1")  # same static id: the group rebalances partitions back
+    assert await w1_again.wait_for_log("ready at offset"), dep.logs()
+    await finish(dep, feeding, w1_again, w2)
+
+
+async def test_a_paused_zombie_is_fenced_when_it_wakes(deployment: Deployment) -> None:
+    dep = deployment
+    feeding = feed(dep, RATE)
+    w1, w2 = await _start_both(dep)
+    await asyncio.sleep(2.0)
+    since = w2.log_path.stat().st_size
+    w1.pause()  # SIGSTOP: no heartbeats; its partitions move to w2, which fences w1's ids
+    assert await _takes_over(w2, dep, since), dep.logs()
+    w1.resume()  # SIGCONT: whatever it had in flight must be refused by the broker
+    assert await w1.wait_for_log("fenced", timeout_s=30), dep.logs()
+    await finish(dep, feeding, w1, w2)
