@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from features.errors import FraudscoreError
 
-__all__ = ["BrokerError", "FraudscoreError", "MissingToolError"]
+__all__ = ["BrokerError", "FraudscoreError", "MissingToolError", "SavepointError"]
 
 
 class BrokerError(FraudscoreError):
@@ -13,3 +13,7 @@ class BrokerError(FraudscoreError):
 
 class MissingToolError(BrokerError):
     """A program the local broker needs (java, mvn) is not on PATH."""
+
+
+class SavepointError(FraudscoreError):
+    """A savepoint cannot be taken, read or imported as asked."""

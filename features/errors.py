@@ -2,10 +2,12 @@
 subclass it; each package keeps its own errors in its own ``errors.py``:
 
     FraudscoreError                      features/errors.py
+    ├── StateVersionError                features/errors.py card state of an unreadable version
     ├── TopicError                       sinks/errors.py   a topic is missing or mis-shaped
     ├── StateError                       sinks/errors.py   local state cannot be used
     ├── BrokerError                      app/errors.py     local Kafka cannot be fetched/started
     │   └── MissingToolError             app/errors.py     java or mvn is not installed
+    ├── SavepointError                   app/errors.py     a savepoint cannot be taken or imported
     └── ...
 
 Every error says what went wrong and what to do about it. The CLI turns them into a message
@@ -17,3 +19,7 @@ from __future__ import annotations
 
 class FraudscoreError(Exception):
     """Root of every error this service raises on purpose."""
+
+
+class StateVersionError(FraudscoreError, ValueError):
+    """Card state has a version or layout this build cannot read or migrate."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import kafka
+from app.cli import kafka, savepoint
 from app.cli.demo import demo
 from app.cli.loadgen import loadgen
 from app.cli.worker import worker
@@ -18,6 +18,11 @@ app.add_typer(
     kafka.app,
     name="kafka",
     help="Run a local single-node Apache Kafka (KRaft) for development and tests",
+)
+app.add_typer(
+    savepoint.app,
+    name="savepoint",
+    help="Portable snapshots of all card state and the committed input offsets",
 )
 
 app.command()(worker)

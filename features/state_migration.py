@@ -1,0 +1,115 @@
+"""Reading card state written by an older version: a registry of one-step migrations.
+
+Policy:
+
+- The encoded :class:`~features.card.CardState` is a msgpack array whose first element is its
+  layout version (``CardState`` is ``array_like``, ``v`` first), so any reader can tell the
+  version of a state without knowing its layout.
+- A change to what the worker remembers about a card (a new feature that needs new state, a
+  different unit, a new field) bumps :data:`features.card.STATE_VERSION` and registers, here,
+  the step from the previous version: ``register(N, step)`` where ``step`` turns the decoded
+  msgpack array of version N into the array of version N + 1 (``v`` included).
+- :func:`migrate` applies the registered steps one after the other until the state is at the
+  current version, then decodes it. A state newer than this build, or older than the oldest
+  version with an unbroken chain of steps, is refused (:class:`StateVersionError`).
+- Savepoints record the version their states were written with (``docs/SAVEPOINTS.md``);
+  importing one migrates every state, so a savepoint taken by an older fraudscore starts a
+  newer one. The changelog itself is not migrated in place: a worker decodes only the current
+  version, and a deployment whose state version changes starts from a savepoint.
+
+Version 1 is the first layout; no earlier one was ever written, so no step is registered
+today. The registry exists (and is tested with a test-only layout) so that the first real
+change has a path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from features.card import STATE_VERSION, CardState, decode_state
+from features.errors import StateVersionError
+
+Layout = list[Any]  # a decoded state array: [version, ...fields of that version]
+Step = Callable[[Layout], Layout]
+
+_steps: dict[int, Step] = {}
+_generic = msgspec.msgpack.Decoder()
+
+
+def register(from_version: int, step: Step) -> None:
+    """Register the migration of a state from ``from_version`` to ``from_version + 1``."""
+    if from_version >= STATE_VERSION:
+        raise ValueError(
+            f"a migration from version {from_version} must target at most {STATE_VERSION}"
+        )
+    if from_version in _steps:
+        raise ValueError(f"a migration from state version {from_version} is registered already")
+    _steps[from_version] = step
+
+
+def unregister(from_version: int) -> None:
+    """Remove a registered step (for tests)."""
+    _steps.pop(from_version, None)
+
+
+def oldest_readable_version() -> int:
+    """The oldest state version :func:`migrate` can bring to the current one."""
+    version = STATE_VERSION
+    while version - 1 in _steps:
+        version -= 1
+    return version
+
+
+def can_migrate(version: int) -> bool:
+    return oldest_readable_version() <= version <= STATE_VERSION
+
+
+def state_version(raw: bytes) -> int:
+    """The layout version of an encoded state (the first element of its msgpack array)."""
+    return _version_of(_decode_layout(raw))
+
+
+def migrate(raw: bytes) -> CardState:
+    """Decode an encoded state of any readable version as a current :class:`CardState`."""
+    layout = _decode_layout(raw)
+    version = _version_of(layout)
+    if version == STATE_VERSION:
+        return _decode(raw)
+    if not can_migrate(version):
+        raise StateVersionError(
+            f"card state version {version} cannot be read: this build reads versions "
+            f"{oldest_readable_version()} to {STATE_VERSION}"
+        )
+    while version < STATE_VERSION:
+        layout = _steps[version](layout)
+        version += 1
+        if _version_of(layout) != version:
+            raise StateVersionError(f"the migration to state version {version} mislabelled it")
+    return _decode(msgspec.msgpack.encode(layout))
+
+
+def _decode(raw: bytes) -> CardState:
+    try:
+        return decode_state(raw)
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise StateVersionError(f"card state does not decode: {exc}") from exc
+
+
+def _decode_layout(raw: bytes) -> Layout:
+    try:
+        layout = _generic.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise StateVersionError(f"card state is not msgpack: {exc}") from exc
+    if not isinstance(layout, list) or not layout:
+        raise StateVersionError("card state is not a msgpack array with its version first")
+    return layout
+
+
+def _version_of(layout: Layout) -> int:
+    version = layout[0]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise StateVersionError(f"card state version {version!r} is not an integer")
+    return version
