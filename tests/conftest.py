@@ -49,3 +49,12 @@ def local_broker(kafka_bootstrap: str) -> LocalBroker | None:
     """The project's own broker when this session uses it (so a test may restart it);
     None when the session talks to an external broker that is not ours to restart."""
     return None if os.environ.get(EXTERNAL_BROKER_ENV) else LocalBroker(get_settings())
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="run the fault suite's soak variant: 500,000 transactions and 50 kills",
+    )

@@ -3,13 +3,13 @@
 Each test gets its own deployment (input, decisions, DLQ and changelog topics, group, state)
 and feeds the same generated input: 50,000 transactions over 5,000 cards with out-of-order
 arrivals, plus malformed records, produced at a steady pace while faults happen.
-FRAUDSCORE_FAULT_SCALE multiplies the input (the soak variant: see docs/BENCHMARKS.md).
+``pytest --soak`` runs the soak variant: 500,000 transactions and 50 kills.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,12 +17,21 @@ import pytest
 from app.settings import FraudscoreSettings
 from tests.support.deployment import Deployment
 
-SCALE = float(os.environ.get("FRAUDSCORE_FAULT_SCALE", "1"))
-COUNT = int(50_000 * SCALE)
 CARDS = 5_000
 MALFORMED = 100
 SEED = 2026
 RATE = 5_000.0  # records per second offered while faults happen
+
+
+@dataclass(frozen=True)
+class Load:
+    count: int  # valid transactions fed
+    kills: int  # SIGKILLs of the random-kill test
+
+
+@pytest.fixture
+def load(request: pytest.FixtureRequest) -> Load:
+    return Load(500_000, 50) if request.config.getoption("--soak") else Load(50_000, 10)
 
 
 @pytest.fixture

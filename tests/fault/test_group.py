@@ -10,6 +10,7 @@ import time
 import pytest
 
 from app.process import WorkerProcess
+from tests.fault.conftest import Load
 from tests.fault.scenario import feed, finish
 from tests.support.deployment import Deployment
 
@@ -40,9 +41,11 @@ async def _start_both(dep: Deployment) -> tuple[WorkerProcess, WorkerProcess]:
     return w1, w2
 
 
-async def test_survivor_takes_over_a_killed_member_and_gives_back(deployment: Deployment) -> None:
+async def test_survivor_takes_over_a_killed_member_and_gives_back(
+    deployment: Deployment, load: Load
+) -> None:
     dep = deployment
-    feeding = feed(dep, RATE)
+    feeding = feed(dep, load.count, RATE)
     w1, w2 = await _start_both(dep)
     await asyncio.sleep(2.0)
     since = w2.log_path.stat().st_size
@@ -53,9 +56,9 @@ async def test_survivor_takes_over_a_killed_member_and_gives_back(deployment: De
     await finish(dep, feeding, w1_again, w2)
 
 
-async def test_a_paused_zombie_is_fenced_when_it_wakes(deployment: Deployment) -> None:
+async def test_a_paused_zombie_is_fenced_when_it_wakes(deployment: Deployment, load: Load) -> None:
     dep = deployment
-    feeding = feed(dep, RATE)
+    feeding = feed(dep, load.count, RATE)
     w1, w2 = await _start_both(dep)
     await asyncio.sleep(2.0)
     since = w2.log_path.stat().st_size

@@ -12,7 +12,7 @@ from random import Random
 
 import pytest
 
-from tests.fault.conftest import COUNT, SEED
+from tests.fault.conftest import SEED, Load
 from tests.fault.scenario import feed, finish
 from tests.support.deployment import Deployment, aborted_decisions
 
@@ -50,22 +50,28 @@ async def _run_with_kills(
     return kills
 
 
-async def _scenario(dep: Deployment, plan: list[str | None], *, lose_disk: bool) -> int:
-    feeding = feed(dep)
+def _plan(kills: int) -> list[str | None]:
+    """Every other kill random, the others at each checkpoint step in turn."""
+    return [None if i % 2 == 0 else STEP_KILLS[(i // 2) % len(STEP_KILLS)] for i in range(kills)]
+
+
+async def _scenario(dep: Deployment, load: Load, plan: list[str | None], *, lose_disk: bool) -> int:
+    feeding = feed(dep, load.count)
     kills = await _run_with_kills(dep, plan, Random(SEED), lose_disk)
     await finish(dep, feeding)
     return kills
 
 
-async def test_random_sigkills_and_kills_inside_checkpoints(deployment: Deployment) -> None:
-    plan: list[str | None] = [None, *STEP_KILLS[:2], None, None, *STEP_KILLS[2:], None, None]
-    kills = await _scenario(deployment, plan, lose_disk=False)
-    assert kills >= 8
+async def test_random_sigkills_and_kills_inside_checkpoints(
+    deployment: Deployment, load: Load
+) -> None:
+    kills = await _scenario(deployment, load, _plan(load.kills), lose_disk=False)
+    assert kills >= min(8, load.kills)
     # proof that kills landed inside transactions: aborted decisions exist in the log
-    assert await aborted_decisions(deployment.settings, COUNT) > 0
+    assert await aborted_decisions(deployment.settings, load.count) > 0
 
 
-async def test_lost_disk_on_every_restart(deployment: Deployment) -> None:
+async def test_lost_disk_on_every_restart(deployment: Deployment, load: Load) -> None:
     plan: list[str | None] = [None, "checkpoint.after_offsets=4", None, "restore.read=1", None]
-    kills = await _scenario(deployment, plan, lose_disk=True)
+    kills = await _scenario(deployment, load, plan, lose_disk=True)
     assert kills >= 4

@@ -21,7 +21,7 @@ def test_features_and_models_import_no_io_library() -> None:
 
 def test_features_imports_nothing_from_the_rest_of_the_project() -> None:
     probe = (
-        "import sys, features.card, features.validation, features.pan; "
+        "import sys, features.card, features.validation, features.pan, features.state_migration; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('app', 'models', 'sinks')))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

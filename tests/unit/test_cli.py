@@ -15,7 +15,18 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["worker"], ["demo"], ["loadgen"], ["kafka"], ["kafka", "up"], ["kafka", "logs"]],
+    [
+        [],
+        ["worker"],
+        ["demo"],
+        ["loadgen"],
+        ["kafka"],
+        ["kafka", "up"],
+        ["kafka", "logs"],
+        ["savepoint"],
+        ["savepoint", "create"],
+        ["savepoint", "show"],
+    ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"])

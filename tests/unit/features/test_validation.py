@@ -460,6 +460,7 @@ def test_reason_codes_are_stable() -> None:
         "unknown_currency",
         "invalid_event_time",
         "pan_detected",
+        "key_mismatch",
     }
     result = rejected(b"[]", Reason.MALFORMED_JSON)
     assert result.reason == "malformed_json"
