@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import FraudscoreSettings
 from tests.support.deployment import Deployment
+from tests.support.settings import isolated_settings
 
 CARDS = 5_000
 MALFORMED = 100
@@ -36,15 +36,8 @@ def load(request: pytest.FixtureRequest) -> Load:
 
 @pytest.fixture
 def deployment(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Iterator[Deployment]:
-    settings = FraudscoreSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        input_topic=f"tx-{unique}",
-        decisions_topic=f"decisions-{unique}",
-        dlq_topic=f"tx-{unique}.dlq",
-        changelog_topic=f"state-{unique}.changelog",
-        group_id=f"fraudscore-{unique}",
-        var_dir=tmp_path / "var",
-        session_timeout_ms=6_000,
+    settings = isolated_settings(
+        kafka_bootstrap, unique, tmp_path / "var", session_timeout_ms=6_000
     )
     dep = Deployment(settings, tmp_path)
     yield dep

@@ -19,6 +19,7 @@ from app.settings import FraudscoreSettings
 from models.synthetic import generate, malformed_records
 from tests.support.kafka import read_partitions, read_topic
 from tests.support.reference import reference_of
+from tests.support.settings import isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -27,15 +28,7 @@ VALID, MALFORMED, CARDS, SEED = 2000, 50, 300, 11
 
 @pytest.fixture
 def settings(kafka_bootstrap: str, unique: str, tmp_path: Path) -> FraudscoreSettings:
-    return FraudscoreSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        input_topic=f"tx-{unique}",
-        decisions_topic=f"decisions-{unique}",
-        dlq_topic=f"tx-{unique}.dlq",
-        changelog_topic=f"state-{unique}.changelog",
-        group_id=f"fraudscore-{unique}",
-        var_dir=tmp_path / "var",
-    )
+    return isolated_settings(kafka_bootstrap, unique, tmp_path / "var")
 
 
 async def test_transactions_are_decided_exactly_once_with_correct_features(

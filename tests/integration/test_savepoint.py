@@ -31,6 +31,7 @@ from app.settings import FraudscoreSettings
 from sinks.kafka import client_options, ensure_topics
 from tests.support.kafka import Record, read_partitions, read_topic
 from tests.support.reference import reference_of
+from tests.support.settings import isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +40,7 @@ TOTAL, FIRST, CARDS, SEED = 6000, 3000, 300, 23
 
 @pytest.fixture
 def old(kafka_bootstrap: str, unique: str, tmp_path: Path) -> FraudscoreSettings:
-    return FraudscoreSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        input_topic=f"tx-{unique}",
-        decisions_topic=f"decisions-{unique}",
-        dlq_topic=f"tx-{unique}.dlq",
-        changelog_topic=f"state-{unique}.changelog",
-        group_id=f"fraudscore-{unique}",
-        var_dir=tmp_path / "var-old",
-    )
+    return isolated_settings(kafka_bootstrap, unique, tmp_path / "var-old")
 
 
 @pytest.fixture

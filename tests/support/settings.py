@@ -1,0 +1,23 @@
+"""Settings for one test's own deployment: unique topics and group, state under ``var_dir``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.settings import FraudscoreSettings
+
+
+def isolated_settings(
+    bootstrap: str, unique: str, var_dir: Path, **overrides: Any
+) -> FraudscoreSettings:
+    return FraudscoreSettings(
+        kafka_bootstrap=bootstrap,
+        input_topic=f"tx-{unique}",
+        decisions_topic=f"decisions-{unique}",
+        dlq_topic=f"tx-{unique}.dlq",
+        changelog_topic=f"state-{unique}.changelog",
+        group_id=f"fraudscore-{unique}",
+        var_dir=var_dir,
+        **overrides,
+    )
