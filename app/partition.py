@@ -48,6 +48,10 @@ class FencedError(Exception):
     """Another owner of this partition's transactional id has taken over."""
 
 
+class TaskBrokenError(Exception):
+    """The task cannot go on; the partition must be assigned afresh before it is retried."""
+
+
 @dataclass(slots=True)
 class _Pending:
     """What the open checkpoint holds besides the state overlay."""
@@ -211,13 +215,20 @@ class PartitionTask:
         self.next_offset = self.committed_offset
 
     async def _abort_and_rewind(self) -> None:
+        """Abort the open transaction and redo its records from the last committed offset.
+
+        If the abort fails too, the task is broken. It must NOT start a new producer for its
+        transactional id here: that would fence whoever owns the partition now, and if this
+        worker is a zombie it would then commit over the owner's work. Only a fresh group
+        assignment may initialise the id again (see ``Worker``).
+        """
         try:
             await self.producer.abort_transaction()
-        except KafkaError:
-            log.exception("abort of %s failed; restarting its producer", self.tp)
-            await self.producer.stop()
-            self.producer = checkpoint_producer(self.settings, self.tp.partition)
-            await self.producer.start()
+        except ProducerFenced as exc:
+            self._reset()
+            raise FencedError(f"{self.tp} was taken over by another worker") from exc
+        except KafkaError as exc:
+            raise TaskBrokenError(f"{self.tp}: the failed checkpoint could not be aborted") from exc
         self._reset()
         self.consumer.seek(self.tp, self.committed_offset)
 

@@ -67,6 +67,12 @@ class WorkerProcess:
         self._log.close()
         return self.process.returncode
 
+    @property
+    def frozen(self) -> bool:
+        """Whether the process is stopped (SIGSTOP), e.g. by a ``:stop`` failpoint."""
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] == "T"
+
     def pause(self) -> None:
         """SIGSTOP: the process keeps its sockets but stops heartbeating (a zombie to be)."""
         self.process.send_signal(signal.SIGSTOP)

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from app.failpoint import Failpoints
-from app.partition import FencedError, PartitionTask
+from app.partition import FencedError, PartitionTask, TaskBrokenError
 from app.settings import FraudscoreSettings
 from models.default import train_default_model
 from models.pipeline import Pipeline
@@ -84,12 +84,19 @@ class Worker(ConsumerRebalanceListener):  # type: ignore[misc]
             log.warning("%s was fenced by a newer owner; dropping it", task.tp)
             await self._drop(task)
             self.consumer.pause(task.tp)
-        except _RECOVERABLE:
-            log.exception("%s failed; restarting it from its last checkpoint", task.tp)
+        except (TaskBrokenError, *_RECOVERABLE):
+            log.exception("%s failed; rejoining the group to get it assigned afresh", task.tp)
             await self._drop(task)
             self.consumer.pause(task.tp)
-            self.tasks[task.tp] = await self._start(task.tp)
-            self.consumer.resume(task.tp)
+            self._request_rejoin()
+
+    def _request_rejoin(self) -> None:
+        """Ask the group for a new assignment: revoke runs, then assign restarts the partitions
+        this worker still owns. Restarting a task only from an assignment is what keeps a
+        zombie from re-initialising a transactional id that is no longer its own.
+        (aiokafka has no public call for this; ``request_rejoin`` is what it uses itself.)
+        """
+        self.consumer._coordinator.request_rejoin()
 
     async def _drop(self, task: PartitionTask) -> None:
         self.tasks.pop(task.tp, None)
@@ -127,7 +134,7 @@ class Worker(ConsumerRebalanceListener):  # type: ignore[misc]
         for task in [self.tasks[tp] for tp in revoked if tp in self.tasks]:
             try:
                 await task.checkpoint()
-            except (FencedError, *_RECOVERABLE):
+            except (FencedError, TaskBrokenError, *_RECOVERABLE):
                 log.warning("final checkpoint of %s failed; its records will be redone", task.tp)
             await self._drop(task)
 

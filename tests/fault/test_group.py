@@ -59,11 +59,19 @@ async def test_survivor_takes_over_a_killed_member_and_gives_back(
 async def test_a_paused_zombie_is_fenced_when_it_wakes(deployment: Deployment, load: Load) -> None:
     dep = deployment
     feeding = feed(dep, load.count, RATE)
-    w1, w2 = await _start_both(dep)
-    await asyncio.sleep(2.0)
+    # w1 freezes itself in the middle of a checkpoint: outputs sent, offsets and commit not yet
+    w1 = dep.start("w1", failpoints="checkpoint.after_outputs=40:stop")
+    w2 = dep.start("w2")
+    for worker in (w1, w2):
+        assert await worker.wait_for_log("ready at offset"), dep.logs()
     since = w2.log_path.stat().st_size
-    w1.pause()  # SIGSTOP: no heartbeats; its partitions move to w2, which fences w1's ids
+    for _ in range(600):
+        if w1.frozen:
+            break
+        await asyncio.sleep(0.05)
+    assert w1.frozen, dep.logs()
+    # no heartbeats: w1's partitions move to w2, whose producers fence w1's transactional ids
     assert await _takes_over(w2, dep, since), dep.logs()
-    w1.resume()  # SIGCONT: whatever it had in flight must be refused by the broker
-    assert await w1.wait_for_log("fenced", timeout_s=30), dep.logs()
+    w1.resume()  # SIGCONT: its open transaction must be refused by the broker
+    assert await w1.wait_for_log("was fenced by a newer owner", timeout_s=30), dep.logs()
     await finish(dep, feeding, w1, w2)
