@@ -60,7 +60,7 @@ async def test_a_paused_zombie_is_fenced_when_it_wakes(deployment: Deployment, l
     dep = deployment
     feeding = feed(dep, load.count, RATE)
     # w1 freezes itself in the middle of a checkpoint: outputs sent, offsets and commit not yet
-    w1 = dep.start("w1", failpoints="checkpoint.after_outputs=40:stop")
+    w1 = dep.start("w1", failpoints="checkpoint.after_outputs=5:stop")
     w2 = dep.start("w2")
     for worker in (w1, w2):
         assert await worker.wait_for_log("ready at offset"), dep.logs()
