@@ -78,6 +78,7 @@ class PartitionTask:
         self.store = PartitionStore(settings.state_dir / f"{tp.topic}-{tp.partition}")
         self.producer = checkpoint_producer(settings, tp.partition)
         self.lock = asyncio.Lock()
+        self._closed = False
         self.committed_offset = 0
         self.next_offset = 0
         self._changelog_next = 0
@@ -233,7 +234,11 @@ class PartitionTask:
         self.consumer.seek(self.tp, self.committed_offset)
 
     async def close(self) -> None:
-        """Release the producer and the store (uncommitted work is dropped)."""
+        """Release the producer and the store (uncommitted work is dropped). Idempotent: a
+        revoke and a failed checkpoint of the same task may both get here."""
+        if self._closed:
+            return
+        self._closed = True
         self._reset()
         await self.producer.stop()
         self.store.close()
