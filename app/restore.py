@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 _FLUSH_EVERY = 50_000  # restored keys held in memory before a RocksDB write
 _STALL_S = 60.0
+# Short polls: after the last record only a commit marker may be left before the end, and
+# a long poll would wait its whole timeout for nothing (0.5 s per partition, measured).
+_POLL_MS = 20
 
 
 class ChangelogRange(NamedTuple):
@@ -69,7 +72,7 @@ async def changelog_batches(
     reader.seek(tp, start)
     last_progress = time.monotonic()
     while await reader.position(tp) < changelog.end:
-        batch = (await reader.getmany(tp, timeout_ms=500, max_records=10_000)).get(tp, [])
+        batch = (await reader.getmany(tp, timeout_ms=_POLL_MS, max_records=10_000)).get(tp, [])
         if batch:
             last_progress = time.monotonic()
             failpoints.hit("restore.read")

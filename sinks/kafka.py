@@ -120,6 +120,10 @@ def checkpoint_producer(settings: FraudscoreSettings, partition: int) -> AIOKafk
         acks="all",
         linger_ms=0,
         max_batch_size=256 * 1024,
+        # A new transaction's first send can race the previous commit's completion; Kafka
+        # 3.9's transaction verification answers with a retriable NOT_ENOUGH_REPLICAS, and
+        # aiokafka's default 100 ms backoff then stalls the whole checkpoint loop.
+        retry_backoff_ms=10,
     )
 
 
