@@ -1,0 +1,344 @@
+"""Helpers shared by the Kafka benchmarks: fresh topic sets, worker processes, bulk producing,
+a ``read_committed`` follower of the decisions topic, CPU and load readings, machine info.
+
+Everything here talks to a real broker and real worker processes; nothing is simulated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import platform
+import re
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from app.process import WorkerProcess
+from app.settings import FraudscoreSettings
+from sinks.kafka import client_options, topic_partitions
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_BULK_BATCH_BYTES = 512 * 1024
+_BULK_IN_FLIGHT = 64  # batches sent before waiting for their acknowledgements
+
+# --- machine and load ---------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def memory_gib() -> float:
+    with open("/proc/meminfo", encoding="utf-8") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024**2
+    return 0.0
+
+
+def machine_info(broker_version: str) -> list[tuple[str, str]]:
+    return [
+        ("date", dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
+        ("platform", platform.platform()),
+        ("cpu", f"{cpu_model()} ({os.cpu_count()} logical CPUs)"),
+        ("memory", f"{memory_gib():.1f} GiB"),
+        ("python", f"{sys.version.split()[0]} ({platform.python_implementation()})"),
+        ("libraries", f"aiokafka {version('aiokafka')}, rocksdict {version('rocksdict')}"),
+        ("broker", f"Apache Kafka {broker_version} (KRaft, single node, same machine)"),
+        ("load average", format_load(os.getloadavg())),
+    ]
+
+
+def format_load(load: Sequence[float]) -> str:
+    return " / ".join(f"{x:.2f}" for x in load)
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """1-minute load average before and after a measurement."""
+
+    before: float
+    after: float
+
+    def __str__(self) -> str:
+        return f"{self.before:.2f}→{self.after:.2f}"
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads) from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+
+
+def run_queue_seconds(pid: int) -> float:
+    """Seconds the process's main thread has spent runnable but waiting for a CPU
+    (/proc/<pid>/schedstat): on a shared machine, the time it was starved rather than idle."""
+    with open(f"/proc/{pid}/schedstat", encoding="ascii") as schedstat:
+        return int(schedstat.read().split()[1]) / 1e9
+
+
+def maybe_cpu_seconds(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return None
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in [0, 100]) of already sorted values."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, -(-len(sorted_values) * q // 100))
+    return sorted_values[min(len(sorted_values), int(rank)) - 1]
+
+
+# --- topics and settings -----------------------------------------------------------------------
+
+
+def fresh_settings(
+    base: FraudscoreSettings, tag: str, root: Path, **update: Any
+) -> FraudscoreSettings:
+    """``base`` with uuid-suffixed topics, group, transactional-id prefix and state dir."""
+    suffix = f"{tag}-{uuid.uuid4().hex[:10]}"
+    names: dict[str, Any] = {
+        "input_topic": f"bench.tx.{suffix}",
+        "decisions_topic": f"bench.decisions.{suffix}",
+        "dlq_topic": f"bench.dlq.{suffix}",
+        "changelog_topic": f"bench.changelog.{suffix}",
+        "group_id": f"bench.{suffix}",
+        "service_name": f"bench.{suffix}",
+        "var_dir": root / suffix,
+    }
+    return base.model_copy(update=names | update)
+
+
+async def end_offsets(settings: FraudscoreSettings, topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None)
+    await consumer.start()
+    try:
+        tps = await topic_partitions(settings, topic)
+        return dict(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+
+
+async def committed_offsets(settings: FraudscoreSettings) -> dict[TopicPartition, int]:
+    """The worker group's committed input offsets."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(settings.group_id)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items() if tp.topic == settings.input_topic}
+
+
+# --- producing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    key: bytes
+    value: bytes
+    partition: int
+
+
+def partitioner(partitions: int) -> Any:
+    """Key → partition the way the Java client and aiokafka's default do (murmur2)."""
+    from aiokafka.partitioner import DefaultPartitioner  # noqa: PLC0415 - untyped module
+
+    every = list(range(partitions))
+    chooser = DefaultPartitioner()
+    return lambda key: chooser(key, every, every)
+
+
+async def bulk_produce(
+    settings: FraudscoreSettings, topic: str, records: Iterable[Outgoing]
+) -> tuple[int, float]:
+    """Send ``records`` as fast as possible in large batches; (count, seconds)."""
+    producer = AIOKafkaProducer(
+        **client_options(settings), acks="all", max_batch_size=_BULK_BATCH_BYTES, linger_ms=5
+    )
+    await producer.start()
+    started, count = time.perf_counter(), 0
+    try:
+        batches: dict[int, Any] = {}
+        pending: list[asyncio.Future[Any]] = []
+        for record in records:
+            batch = batches.get(record.partition)
+            if (
+                batch is None
+                or batch.append(key=record.key, value=record.value, timestamp=None) is None
+            ):
+                if batch is not None:
+                    pending.append(
+                        await producer.send_batch(batch, topic, partition=record.partition)
+                    )
+                batch = batches[record.partition] = producer.create_batch()
+                batch.append(key=record.key, value=record.value, timestamp=None)
+            count += 1
+            if len(pending) >= _BULK_IN_FLIGHT:
+                await asyncio.gather(*pending)
+                pending.clear()
+        for partition, batch in batches.items():
+            pending.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return count, time.perf_counter() - started
+
+
+# --- following decisions -----------------------------------------------------------------------
+
+
+class _DecisionId(msgspec.Struct):
+    transaction_id: str
+
+
+_decode_id = msgspec.json.Decoder(_DecisionId).decode
+
+
+@dataclass(slots=True)
+class Arrivals:
+    """Decisions seen by the follower: transaction id → arrival times (perf_counter)."""
+
+    times: dict[str, list[float]] = field(default_factory=dict)
+    total: int = 0
+
+    def add(self, transaction_id: str, at: float) -> None:
+        seen = self.times.get(transaction_id)
+        if seen is None:
+            self.times[transaction_id] = [at]
+        else:
+            seen.append(at)
+        self.total += 1
+
+    @property
+    def distinct(self) -> int:
+        return len(self.times)
+
+    @property
+    def duplicates(self) -> int:
+        return self.total - self.distinct
+
+
+class Follower:
+    """A group-less ``read_committed`` consumer of the decisions topic that stamps arrivals."""
+
+    def __init__(self, settings: FraudscoreSettings, fetch_max_wait_ms: int) -> None:
+        self.settings = settings
+        self.consumer = AIOKafkaConsumer(
+            **client_options(settings),
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+
+    async def start(self, *, from_end: bool) -> None:
+        await self.consumer.start()
+        tps = await topic_partitions(self.settings, self.settings.decisions_topic)
+        self.consumer.assign(tps)
+        if from_end:
+            for tp, end in (await self.consumer.end_offsets(tps)).items():
+                self.consumer.seek(tp, end)
+        else:
+            await self.consumer.seek_to_beginning(*tps)
+
+    async def poll(self, timeout_ms: int = 100) -> tuple[float, list[str]]:
+        """(arrival time, transaction ids) of the records fetched now."""
+        at, stamped = await self.poll_stamped(timeout_ms)
+        return at, [transaction_id for transaction_id, _ in stamped]
+
+    async def poll_stamped(self, timeout_ms: int = 100) -> tuple[float, list[tuple[str, int]]]:
+        """(arrival time, [(transaction id, record timestamp ms)]) of the records fetched now.
+
+        A decision's timestamp is the wall clock of the worker's ``producer.send`` (CreateTime),
+        i.e. when its checkpoint sent it.
+        """
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms)
+        at = time.perf_counter()
+        return at, [
+            (_decode_id(r.value).transaction_id, r.timestamp)
+            for part in batches.values()
+            for r in part
+        ]
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+
+# --- the worker process ------------------------------------------------------------------------
+
+
+class WorkerError(RuntimeError):
+    """The worker process ended or stalled while the benchmark needed it."""
+
+
+def spawn(settings: FraudscoreSettings, log_path: Path) -> tuple[WorkerProcess, float, float]:
+    """A worker process; also the perf_counter and wall-clock time just before it started."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    at, wall = time.perf_counter(), time.time()
+    return WorkerProcess(settings, log_path), at, wall
+
+
+def check_alive(worker: WorkerProcess) -> None:
+    if worker.process.poll() is not None:
+        raise WorkerError(f"worker exited with {worker.process.returncode}:\n{worker.log_tail()}")
+
+
+def sigkill(worker: WorkerProcess) -> None:
+    worker.process.kill()
+    worker.process.wait()
+    worker.stop()  # closes the log file; the process is gone already
+
+
+def count_in_log(log_path: Path, text: str) -> int:
+    """Lines of the log that contain ``text``."""
+    with log_path.open("rb") as log:
+        return sum(text.encode() in line for line in log)
+
+
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def log_events(log_path: Path, patterns: dict[str, str]) -> dict[str, list[tuple[float, str]]]:
+    """Per name, (epoch seconds, line) of each log line matching that name's regex."""
+    compiled = {name: re.compile(pattern) for name, pattern in patterns.items()}
+    found: dict[str, list[tuple[float, str]]] = {name: [] for name in patterns}
+    for line in log_path.read_text(errors="replace").splitlines():
+        stamp = _LOG_LINE.match(line)
+        if stamp is None:
+            continue
+        at = dt.datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        for name, pattern in compiled.items():
+            if pattern.search(line):
+                found[name].append((at, line))
+    return found
