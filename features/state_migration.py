@@ -17,9 +17,15 @@ Policy:
   newer one. The changelog itself is not migrated in place: a worker decodes only the current
   version, and a deployment whose state version changes starts from a savepoint.
 
-Version 1 is the first layout; no earlier one was ever written, so no step is registered
-today. The registry exists (and is tested with a test-only layout) so that the first real
-change has a path.
+Registered steps:
+
+- ``1 -> 2`` (:func:`v1_to_v2`, issue 4's full feature set). Version 1 kept only the card's
+  events of the last 10 min + 5 s as ``(time, amount, merchant)``; they carry over into the
+  exact list with an unknown MCC (``""``, counted as one category by ``distinct_mccs_24h``)
+  and no location, into the hourly buckets, and into the last-seen merchants. Everything
+  version 1 never had starts empty: older history, devices, MCCs, the decayed amount profile,
+  the dropped-event memory. So a migrated card's long windows and "new" flags see only those
+  last 10 minutes at first, and fill up as the card is used.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ import msgspec
 
 from features.card import STATE_VERSION, CardState, decode_state
 from features.errors import StateVersionError
+from features.history import EMPTY_PROFILE
+from features.windows import HourBuckets
+
+UNKNOWN_MCC = ""  # the MCC of events migrated from version 1, which did not keep it
 
 Layout = list[Any]  # a decoded state array: [version, ...fields of that version]
 Step = Callable[[Layout], Layout]
@@ -113,3 +123,25 @@ def _version_of(layout: Layout) -> int:
     if not isinstance(version, int) or isinstance(version, bool):
         raise StateVersionError(f"card state version {version!r} is not an integer")
     return version
+
+
+def v1_to_v2(layout: Layout) -> Layout:
+    """Version 1 ``[1, newest_ms, [[time, amount, merchant], ...]]`` to the version 2 array."""
+    _, newest_ms, events = layout
+    times = [t for t, _, _ in events]
+    amounts = [amount for _, amount, _ in events]
+    merchants = [merchant for _, _, merchant in events]
+    buckets = HourBuckets([], [], [])
+    seen_merchants: dict[str, int] = {}
+    for t, amount, merchant in events:
+        buckets.add(t, amount)
+        seen_merchants[merchant] = max(t, seen_merchants.get(merchant, t))
+    nothing = [None] * len(events)
+    return [
+        2, newest_ms, times, amounts, merchants, [UNKNOWN_MCC] * len(events), nothing, nothing,
+        None, None, buckets.hours, buckets.counts, buckets.sums, list(EMPTY_PROFILE),
+        {}, seen_merchants, {},
+    ]  # fmt: skip
+
+
+register(1, v1_to_v2)

@@ -1,8 +1,10 @@
 """The validated card transaction, as the domain sees it.
 
 Money is an integer in minor units with its scale (the currency's exponent); time is epoch
-milliseconds UTC. The wire format (JSON with a decimal-string amount and RFC 3339 or epoch-ms
-time) and its validation live in :mod:`features.validation`.
+milliseconds UTC, with the UTC offset the sender's event_time carried (for the local-time
+features; 0 when it was epoch milliseconds or ``Z``). The wire format (JSON with a
+decimal-string amount and RFC 3339 or epoch-ms time) and its validation live in
+:mod:`features.validation`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class Transaction(msgspec.Struct, frozen=True, gc=False):
     device_id: str | None = None
     lat: float | None = None
     lon: float | None = None
+    utc_offset_min: int = 0  # the event_time's UTC offset in minutes (0 for epoch ms or Z)
 
     @property
     def amount(self) -> float:

@@ -20,7 +20,9 @@ Wire format: one JSON object; unknown keys are ignored, of duplicate keys the la
 * ``event_time``: RFC 3339 string with an offset (``Z``, ``z`` or ``+hh:mm``/``-hh:mm``;
   ``T``, ``t`` or a space between date and time; leap second ``:60`` not accepted), or
   integer epoch milliseconds. It must lie in [2000-01-01, 2100-01-01) UTC: fixed bounds,
-  the wall clock is never read, so the result is deterministic.
+  the wall clock is never read, so the result is deterministic. The string's UTC offset is
+  kept as ``Transaction.utc_offset_min`` (``Z``, ``z``, ``-00:00`` and epoch ms give 0) for
+  the local-time features.
 
 Fractional seconds beyond the millisecond are **truncated** (``.1239999Z`` is 123 ms), never
 rounded. Amounts are converted to integer minor units exactly, with no float on the way.
@@ -137,6 +139,7 @@ _RFC3339: Final = re.compile(
 _NAIVE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9.]+)?")
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_MS: Final = dt.timedelta(milliseconds=1)
+_ONE_MINUTE: Final = dt.timedelta(minutes=1)
 _AMOUNT_FORMAT: Final = (
     "amount must be a decimal string such as '12.34': digits, optionally '.' and decimals, "
     "no sign, exponent or superfluous leading zero"
@@ -205,9 +208,9 @@ def to_transaction(wire: WireRecord) -> Transaction | Rejection:
     amount_minor = amount_to_minor(wire.amount, exponent)
     if isinstance(amount_minor, Rejection):
         return amount_minor
-    event_time_ms = event_time_to_ms(wire.event_time)
-    if isinstance(event_time_ms, Rejection):
-        return event_time_ms
+    event_time = parse_event_time(wire.event_time)
+    if isinstance(event_time, Rejection):
+        return event_time
     return Transaction(
         transaction_id=wire.transaction_id,
         card_id=wire.card_id,
@@ -216,10 +219,11 @@ def to_transaction(wire: WireRecord) -> Transaction | Rejection:
         currency=wire.currency,
         merchant_id=wire.merchant_id,
         merchant_category=wire.merchant_category,
-        event_time_ms=event_time_ms,
+        event_time_ms=event_time[0],
         device_id=wire.device_id,
         lat=wire.lat,
         lon=wire.lon,
+        utc_offset_min=event_time[1],
     )
 
 
@@ -278,14 +282,18 @@ def _bad_amount(amount: str) -> Rejection:
     return Rejection(Reason.INVALID_AMOUNT, _AMOUNT_FORMAT)
 
 
-def event_time_to_ms(event_time: str | int) -> int | Rejection:
-    """RFC 3339 string (with offset) or epoch ms -> epoch ms UTC, within the fixed bounds."""
+def parse_event_time(event_time: str | int) -> tuple[int, int] | Rejection:
+    """RFC 3339 string (with offset) or epoch ms -> (epoch ms UTC, UTC offset in minutes).
+
+    The offset is the string's own (``Z``, ``z`` and ``-00:00`` are 0); epoch ms give 0.
+    """
     if isinstance(event_time, str):
-        millis = _rfc3339_to_ms(event_time)
-        if millis is None:
+        parsed = _parse_rfc3339(event_time)
+        if parsed is None:
             return _bad_event_time(event_time)
+        millis, offset_min = parsed
     elif type(event_time) is int:  # not bool
-        millis = event_time
+        millis, offset_min = event_time, 0
     else:
         return Rejection(Reason.INVALID_EVENT_TIME, _EVENT_TIME_FORMAT)
     if not MIN_EVENT_TIME_MS <= millis < MAX_EVENT_TIME_MS:
@@ -293,18 +301,19 @@ def event_time_to_ms(event_time: str | int) -> int | Rejection:
             Reason.INVALID_EVENT_TIME,
             "event_time must lie in [2000-01-01T00:00:00Z, 2100-01-01T00:00:00Z)",
         )
-    return millis
+    return millis, offset_min
 
 
-def _rfc3339_to_ms(text: str) -> int | None:
-    """Epoch ms of an RFC 3339 date-time with offset, fraction truncated; None if invalid."""
+def _parse_rfc3339(text: str) -> tuple[int, int] | None:
+    """(epoch ms, offset minutes) of an RFC 3339 date-time, fraction truncated; else None."""
     if _RFC3339.fullmatch(text) is None:
         return None
     try:  # fromisoformat (3.11) keeps 6 decimals, truncating; it checks days, hours, ...
         parsed = dt.datetime.fromisoformat(text.upper())  # 't'/'z' are valid RFC 3339
     except ValueError:  # February 30, 24:00, leap second 60, year 0
         return None
-    return (parsed - _EPOCH) // _ONE_MS
+    offset = parsed.utcoffset() or dt.timedelta(0)  # the regex demands an offset
+    return (parsed - _EPOCH) // _ONE_MS, offset // _ONE_MINUTE
 
 
 def _bad_event_time(text: str) -> Rejection:

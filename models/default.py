@@ -11,8 +11,10 @@ rate: the same features, cheaper to generate) and a raised fraud rate, for more 
 Half the genuine rows are then dropped at random (seeded), which keeps the fit fast, and fraud
 rows are weighted up as if fraud were :data:`FRAUD_PRIOR` (10 %) of the traffic. Full 50/50
 balancing would push scores up so far that the policy's 0.5 review threshold flags ~5 % of
-genuine traffic; at 10 % it flags ~1.3 % while still catching ~80 % of fraud (held-out
-synthetic traffic at 1 % fraud).
+genuine traffic; at 10 % it flags ~1.1 % while still catching ~87 % of fraud (held-out
+synthetic traffic at 1 % fraud, feature schema 2). Each split tries a seeded 20 % of the
+features (:data:`MAX_FEATURES`): on the 32 features of schema 2 that keeps training under
+~4 s, for an average precision within ~0.03 of trying them all.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ TRAINING_FRAUD_RATE = 0.05
 GENUINE_KEEP = 0.5  # fraction of genuine rows fitted on
 FRAUD_PRIOR = 0.1  # the classes are weighted as if this were the share of fraud
 N_ESTIMATORS = 60
+MAX_FEATURES = 0.2  # share of the features tried per split (seeded)
 _MAX_RECORD_BYTES = 8192  # synthetic records are a few hundred bytes
 
 
@@ -86,7 +89,11 @@ def train_default_model(seed: int = DEFAULT_SEED, count: int = DEFAULT_COUNT) ->
     )
     x, y, weights = _fit_rows(*featurize(items), seed=seed)
     model = GradientBoostingClassifier(
-        n_estimators=N_ESTIMATORS, learning_rate=0.15, max_depth=3, random_state=seed
+        n_estimators=N_ESTIMATORS,
+        learning_rate=0.15,
+        max_depth=3,
+        max_features=MAX_FEATURES,
+        random_state=seed,
     )
     model.fit(x, y, sample_weight=weights)
     default = (seed, count) == (DEFAULT_SEED, DEFAULT_COUNT)

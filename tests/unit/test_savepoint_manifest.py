@@ -26,13 +26,20 @@ from app.savepoint import (
 )
 from app.settings import FraudscoreSettings
 from features.card import STATE_VERSION, CardState, encode_state
-from features.state_migration import register, unregister
+from features.state_migration import migrate, register, unregister
 
 T0 = 1_767_225_600_000
+
+
+def _v1(newest_ms: int, events: list[list[Any]]) -> bytes:
+    """A card state as state version 1 encoded it: ``[1, newest_ms, [[t, amount, m], ...]]``."""
+    return msgspec.msgpack.encode([1, newest_ms, events])
+
+
 STATES = {
     0: {
-        b"tok_b": CardState(v=1, newest_ms=T0 + 5, events=((T0 + 5, 20_000, "m_2"),)),
-        b"tok_a": CardState(v=1, newest_ms=T0, events=((T0, 1_000_000, "m_1"),)),
+        b"tok_b": migrate(_v1(T0 + 5, [[T0 + 5, 20_000, "m_2"]])),
+        b"tok_a": migrate(_v1(T0, [[T0, 1_000_000, "m_1"]])),
     },
     1: {},
 }
@@ -187,6 +194,13 @@ def test_a_card_count_that_does_not_match_the_file_is_refused(tmp_path: Path) ->
     _edit_manifest(tmp_path, partitions=[entry, msgspec.to_builtins(manifest.partitions[1])])
     with pytest.raises(SavepointError, match="holds 2 cards, the manifest says 3"):
         verify_savepoint(tmp_path)
+
+
+def test_a_version_1_savepoint_is_migrated_on_read(tmp_path: Path) -> None:
+    v1 = {0: {b"tok_a": _v1(T0, [[T0, 1_000_000, "m_1"]])}, 1: {}}
+    manifest = _write(tmp_path, v1, state_version=1)
+    assert verify_savepoint(tmp_path) == manifest
+    assert read_partition(tmp_path, manifest.partitions[0]) == [("tok_a", STATES[0][b"tok_a"])]
 
 
 def test_an_older_savepoint_is_migrated_on_read(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
-"""The state migration registry, exercised with a test-only version 0 layout.
+"""The state migration registry: the real v1 -> v2 step, and a test-only version 0 layout.
 
-No version before 1 was ever written, so the v0 layout here is made up: the same fields, but
-amounts in 1/100 of the major unit instead of 1/10,000. Its step is registered per test.
+No version before 1 was ever written, so the v0 layout here is made up: the same fields as v1,
+but amounts in 1/100 of the major unit instead of 1/10,000. Its step is registered per test.
 """
 
 from __future__ import annotations
@@ -12,9 +12,17 @@ from typing import Any
 import msgspec
 import pytest
 
-from features.card import STATE_VERSION, CardState, encode_state
+from features.card import (
+    FEATURE_NAMES,
+    STATE_VERSION,
+    CardState,
+    empty_state,
+    encode_state,
+    observe,
+)
 from features.errors import StateVersionError
 from features.state_migration import (
+    UNKNOWN_MCC,
     can_migrate,
     migrate,
     oldest_readable_version,
@@ -22,18 +30,30 @@ from features.state_migration import (
     state_version,
     unregister,
 )
+from features.transaction import Transaction
 
-V1 = CardState(
-    v=1,
-    newest_ms=1_767_225_660_000,
-    events=((1_767_225_600_000, 123_400, "m_a"), (1_767_225_660_000, 5_000, "m_b")),
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, an hour boundary
+V1 = [1, T0 + 60_000, [[T0, 123_400, "m_a"], [T0 + 60_000, 5_000, "m_b"], [T0 + 60_000, 1, "m_a"]]]
+V0 = [0, T0 + 60_000, [[T0, 1234, "m_a"], [T0 + 60_000, 50, "m_b"], [T0 + 60_000, 0.01, "m_a"]]]
+HOUR = T0 // 3_600_000
+V2 = msgspec.structs.replace(
+    empty_state(T0 + 60_000),
+    times=(T0, T0 + 60_000, T0 + 60_000),
+    amounts=(123_400, 5_000, 1),
+    merchants=("m_a", "m_b", "m_a"),
+    mccs=(UNKNOWN_MCC,) * 3,
+    lats=(None,) * 3,
+    lons=(None,) * 3,
+    hours=(HOUR - 1, HOUR),  # T0 closes the bucket (HOUR - 1) h, (HOUR) h]
+    hour_counts=(1, 2),
+    hour_sums=(123_400, 5_001),
+    seen_merchants={"m_a": T0 + 60_000, "m_b": T0 + 60_000},
 )
-V0 = [0, 1_767_225_660_000, [[1_767_225_600_000, 1234, "m_a"], [1_767_225_660_000, 50, "m_b"]]]
 
 
 def _v0_to_v1(layout: list[Any]) -> list[Any]:
     _, newest_ms, events = layout
-    return [1, newest_ms, [[t, cents * 100, merchant] for t, cents, merchant in events]]
+    return [1, newest_ms, [[t, round(cents * 100), merchant] for t, cents, merchant in events]]
 
 
 @pytest.fixture
@@ -46,23 +66,50 @@ def v0_registered() -> Iterator[None]:
 
 
 def test_the_current_version_decodes_unchanged() -> None:
-    assert STATE_VERSION == 1
-    raw = encode_state(V1)
+    assert STATE_VERSION == 2
+    state, _ = observe(None, _txn(T0, "m_a"))
+    raw = encode_state(state)
+    assert state_version(raw) == 2
+    assert migrate(raw) == state
+
+
+def _txn(t: int, merchant: str) -> Transaction:
+    return Transaction("t", "tok", 100, 2, "USD", merchant, "5411", t, "dev", 48.85, 2.35)
+
+
+def test_a_version_1_state_carries_its_events_over() -> None:
+    raw = msgspec.msgpack.encode(V1)
     assert state_version(raw) == 1
-    assert migrate(raw) == V1
+    assert can_migrate(1)
+    migrated = migrate(raw)
+    assert migrated == V2
+    assert isinstance(migrated, CardState)
+
+
+def test_a_migrated_state_keeps_scoring_from_its_events() -> None:
+    _, vector = observe(migrate(msgspec.msgpack.encode(V1)), _txn(T0 + 90_000, "m_a"))
+    features = dict(zip(FEATURE_NAMES, vector, strict=True))
+    assert features["txn_count_60s"] == 3.0  # the two at T0 + 60 s and this one
+    assert features["txn_count_10m"] == features["txn_count_30d"] == 4.0
+    assert features["amount_sum_10m"] == 12.34 + 0.5 + 0.0001 + 1.0
+    assert features["distinct_merchants_10m"] == 2.0
+    assert features["distinct_mccs_24h"] == 2.0  # the unknown one and 5411
+    assert features["new_merchant"] == 0.0
+    assert features["new_mcc"] == 1.0
+    assert features["seconds_since_prev"] == 30.0
 
 
 @pytest.mark.usefixtures("v0_registered")
-def test_a_registered_step_brings_an_old_state_to_the_current_version() -> None:
+def test_registered_steps_chain_to_the_current_version() -> None:
     raw = msgspec.msgpack.encode(V0)
     assert state_version(raw) == 0
     assert oldest_readable_version() == 0
     assert can_migrate(0)
-    assert migrate(raw) == V1
+    assert migrate(raw) == V2
 
 
 def test_without_a_step_an_old_state_is_refused() -> None:
-    assert oldest_readable_version() == STATE_VERSION
+    assert oldest_readable_version() == 1
     assert not can_migrate(0)
     with pytest.raises(StateVersionError, match="version 0 cannot be read"):
         migrate(msgspec.msgpack.encode(V0))
@@ -104,4 +151,4 @@ def test_garbage_is_refused_with_a_state_version_error(raw: bytes) -> None:
 
 def test_a_current_version_state_with_a_broken_layout_is_refused() -> None:
     with pytest.raises(StateVersionError, match="does not decode"):
-        migrate(msgspec.msgpack.encode([1, "not a time", []]))
+        migrate(msgspec.msgpack.encode([STATE_VERSION, "not a time", []]))

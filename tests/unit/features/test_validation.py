@@ -83,6 +83,7 @@ def test_valid_record() -> None:
         device_id="dev_7a1c9e2f44b0",
         lat=48.8566,
         lon=2.3522,
+        utc_offset_min=0,
     )
 
 
@@ -111,6 +112,25 @@ def test_valid_record() -> None:
 )
 def test_event_time_forms(event_time: str | int, expected_ms: int) -> None:
     assert accepted(event_time=event_time).event_time_ms == expected_ms
+
+
+@pytest.mark.parametrize(
+    ("event_time", "offset_min"),
+    [
+        ("2026-03-14T09:26:53.589Z", 0),
+        ("2026-03-14T09:26:53.589z", 0),
+        ("2026-03-14T14:56:53.589+05:30", 330),
+        ("2026-03-14T04:26:53.589-05:00", -300),
+        ("2026-03-14T09:26:53.589-00:00", 0),
+        ("2026-03-14T09:26:53.589+00:00", 0),
+        ("2026-03-15T09:25:53.589+23:59", 23 * 60 + 59),
+        ("2026-03-13T09:27:53.589-23:59", -(23 * 60 + 59)),
+        (EVENT_TIME_MS, 0),  # epoch milliseconds are UTC
+    ],
+)
+def test_the_utc_offset_is_kept_for_local_time(event_time: str | int, offset_min: int) -> None:
+    tx = accepted(event_time=event_time)
+    assert (tx.event_time_ms, tx.utc_offset_min) == (EVENT_TIME_MS, offset_min)
 
 
 def test_event_time_does_not_round_up_into_the_next_day() -> None:
@@ -524,4 +544,5 @@ def test_rfc3339_round_trip(instant: dt.datetime, offset_minutes: int) -> None:
     zone = dt.timezone(dt.timedelta(minutes=offset_minutes))
     aware = instant.replace(tzinfo=dt.UTC).astimezone(zone)
     expected = (aware - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
-    assert accepted(event_time=aware.isoformat()).event_time_ms == expected
+    tx = accepted(event_time=aware.isoformat())
+    assert (tx.event_time_ms, tx.utc_offset_min) == (expected, offset_minutes)

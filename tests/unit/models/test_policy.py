@@ -36,7 +36,7 @@ def features(
         "amount_sum_60s": amount if amount_sum_60s is None else amount_sum_60s,
         "distinct_merchants_10m": distinct_merchants_10m,
     }
-    return tuple(by_name[name] for name in FEATURE_NAMES)
+    return tuple(by_name.get(name, 0.0) for name in FEATURE_NAMES)  # the rest play no part
 
 
 QUIET = features()

@@ -25,15 +25,16 @@ def rows() -> list[FeatureVector]:
     vectors, _ = featurize(generate(2500, cards=2000, seed=21, fraud_rate=0.05))
     rng = Random(5)
     extremes = [
-        (0.0, 1.0, 0.0, 1.0),
-        (1e12, 1.0, 1e12, 1.0),
-        (0.01, 500.0, 5.0, 500.0),
-        *(
-            (rng.uniform(0, 5000), float(rng.randint(1, 30)), rng.uniform(0, 2e4), 3.0)
-            for _ in range(200)
-        ),
+        _row(amount=0.0, txn_count_60s=1.0, amount_sum_60s=0.0, distinct_merchants_10m=1.0),
+        _row(amount=1e12, txn_count_60s=1.0, amount_sum_60s=1e12, amount_zscore=1e9),
+        _row(amount=0.01, txn_count_60s=500.0, amount_sum_60s=5.0, speed_kmh=1e5),
+        *(tuple(rng.uniform(0, 5000) for _ in FEATURE_NAMES) for _ in range(200)),
     ]
     return [*vectors, *extremes]
+
+
+def _row(**by_name: float) -> FeatureVector:
+    return tuple(by_name.get(name, 0.0) for name in FEATURE_NAMES)
 
 
 def _bits(scores: list[float]) -> bytes:
@@ -78,7 +79,7 @@ def test_scores_separate_the_classes(scorer: Scorer) -> None:
 
 def test_empty_batch_and_wrong_width(scorer: Scorer) -> None:
     assert scorer.score_batch([]) == []
-    with pytest.raises(ValueError, match="4 features"):
+    with pytest.raises(ValueError, match=f"{len(FEATURE_NAMES)} features"):
         scorer.score_batch([(1.0, 2.0)])
 
 

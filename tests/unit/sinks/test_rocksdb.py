@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from features.card import STATE_VERSION, CardState, encode_state
+import msgspec
+
+from features.card import CardState, empty_state, encode_state
 from sinks.rocksdb import CheckpointMeta, PartitionStore
 
 
 def _state(n: int) -> CardState:
-    return CardState(v=STATE_VERSION, newest_ms=n, events=((n, 100, "m"),))
+    one = {"times": (n,), "amounts": (100,), "merchants": ("m",), "mccs": ("5411",)}
+    return msgspec.structs.replace(empty_state(n), lats=(None,), lons=(None,), **one)
 
 
 def test_overlay_is_read_first_and_never_written_until_commit(tmp_path: Path) -> None:

@@ -1,0 +1,73 @@
+"""A card's longer memory: last-seen times for the "new" flags and a decayed amount profile.
+
+Last seen (``new_device``, ``new_merchant``, ``new_mcc``): per value, the newest event time at
+which an *earlier-arrived* transaction of the card used it. A value is new for a transaction
+at ``t`` when no earlier-arrived transaction used it with an event time after ``t - 30 d``
+(one that arrived earlier but happened after ``t``, out of order, counts as seen). The
+current transaction is recorded only after its flags are computed. At most ``cap`` values per
+kind are remembered; over the cap the least recently seen go (ties by value), so the flags are
+exact while the card used at most ``cap`` distinct values of a kind in its last 30 days +
+``max_out_of_orderness``. A missing device id is never new (0) and not remembered.
+
+Decayed amount profile (``amount_zscore``): an exponentially weighted mean and variance of
+the amount (major unit, float), updated in *arrival* order. Before an event at ``t``, all
+weights decay by ``0.5 ** (dt / half_life)`` with ``dt = max(0, t - last_ms)`` (an event
+earlier than ``last_ms`` decays nothing); the event then enters with weight 1. The z-score of
+a transaction is taken against the profile *before* it: ``(x - mean) / sqrt(var + 1)`` (the
++1 keeps a flat history from dividing by zero), 0.0 for a card's first transaction. West's
+weighted update, plain float operations in a fixed order: identical bits on replay.
+"""
+
+from __future__ import annotations
+
+from math import sqrt
+from typing import Final
+
+LastSeen = dict[str, int]
+Profile = tuple[float, float, float, int]  # (weight, mean, weighted M2, last event time ms)
+EMPTY_PROFILE: Final[Profile] = (0.0, 0.0, 0.0, 0)
+VARIANCE_FLOOR: Final = 1.0
+
+
+def is_new(last_seen: LastSeen, value: str | None, t: int, span_ms: int) -> int:
+    """1 if ``value`` was not seen after ``t - span_ms``, else 0; 0 for a missing value."""
+    if value is None:
+        return 0
+    seen = last_seen.get(value)
+    return int(seen is None or seen <= t - span_ms)
+
+
+def remember(last_seen: LastSeen, value: str | None, t: int, cap: int) -> LastSeen:
+    """A copy of ``last_seen`` with ``value`` seen at ``t``, at most ``cap`` entries."""
+    if value is None:
+        return last_seen
+    seen = last_seen.get(value)
+    if seen is not None and seen >= t:
+        return last_seen
+    updated = dict(last_seen)
+    updated[value] = t
+    if len(updated) > cap:
+        keep = sorted(updated.items(), key=lambda item: (item[1], item[0]))[-cap:]
+        updated = dict(keep)
+    return updated
+
+
+def zscore(profile: Profile, x: float) -> float:
+    """The z-score of amount ``x`` against the profile (before ``x`` enters it)."""
+    weight, mean, m2, _ = profile
+    if weight == 0.0:
+        return 0.0
+    return (x - mean) / sqrt(m2 / weight + VARIANCE_FLOOR)
+
+
+def update_profile(profile: Profile, x: float, t: int, half_life_ms: int) -> Profile:
+    """The profile after amount ``x`` at event time ``t`` arrived."""
+    weight, mean, m2, last_ms = profile
+    if t > last_ms:
+        decay = 0.5 ** ((t - last_ms) / half_life_ms)
+        weight, m2, last_ms = weight * decay, m2 * decay, t
+    weight += 1.0
+    delta = x - mean
+    mean += delta / weight
+    m2 += delta * (x - mean)
+    return weight, mean, m2, last_ms
