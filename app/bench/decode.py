@@ -36,6 +36,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from app.bench._common import cpu_model
 from features.currency import minor_unit_exponent
 from features.transaction import Transaction
 from features.validation import (
@@ -325,24 +326,13 @@ def measure(
     return timings
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info() -> list[str]:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     libs = ", ".join(f"{lib} {version(lib)}" for lib in ("msgspec", "pydantic", "pydantic-core"))
     return [
         f"date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
         f"platform: {platform.platform()}",
-        f"cpu: {_cpu_model()} ({os.cpu_count()} logical CPUs), load average {load}",
+        f"cpu: {cpu_model()} ({os.cpu_count()} logical CPUs), load average {load}",
         f"python: {sys.version.split()[0]} ({platform.python_implementation()})",
         f"libraries: {libs}",
     ]
