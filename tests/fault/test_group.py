@@ -19,16 +19,29 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault]
 RATE = 2_500.0  # slower input, so that traffic flows across every rebalance
 
 
+def _assigned_counts(text: str) -> list[int]:
+    return [line.count("TopicPartition(") for line in re.findall(r"partitions assigned: .*", text)]
+
+
 async def _takes_over(worker: WorkerProcess, dep: Deployment, since: int) -> bool:
-    """Wait until ``worker`` logs an assignment of every partition after byte ``since`` of
-    its log (its assignments before the fault do not count)."""
+    """Wait until ``worker``, after byte ``since`` of its log, has been assigned every
+    partition AND has started the ones it did not own before (each start's InitProducerId
+    is what fences the previous owner; the assignment line alone comes before that)."""
     deadline = time.monotonic() + dep.settings.session_timeout_ms / 1000 + 15
+    total = dep.settings.partitions
     while time.monotonic() < deadline:
-        with worker.log_path.open("rb") as log:
-            log.seek(since)
-            text = log.read().decode(errors="replace")
-        assigned = re.findall(r"partitions assigned: .*", text)
-        if any(line.count("TopicPartition(") == dep.settings.partitions for line in assigned):
+        raw = worker.log_path.read_bytes()
+        before, after = (part.decode(errors="replace") for part in (raw[:since], raw[since:]))
+        owned_before = (_assigned_counts(before) or [0])[-1]
+        start = next(
+            (
+                m.end()
+                for m in re.finditer(r"partitions assigned: .*", after)
+                if m.group(0).count("TopicPartition(") == total
+            ),
+            None,
+        )
+        if start is not None and after[start:].count("ready at offset") >= total - owned_before:
             return True
         await asyncio.sleep(0.25)
     return False
