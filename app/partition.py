@@ -228,7 +228,9 @@ class PartitionTask:
         except ProducerFenced as exc:
             self._reset()
             raise FencedError(f"{self.tp} was taken over by another worker") from exc
-        except KafkaError as exc:
+        except (KafkaError, AssertionError) as exc:
+            # aiokafka puts a producer whose sender routine failed into FATAL_ERROR, and then
+            # abort_transaction() fails an internal assert instead of raising a KafkaError.
             raise TaskBrokenError(f"{self.tp}: the failed checkpoint could not be aborted") from exc
         self._reset()
         self.consumer.seek(self.tp, self.committed_offset)

@@ -102,7 +102,7 @@ class Worker(ConsumerRebalanceListener):  # type: ignore[misc]
         self.tasks.pop(task.tp, None)
         try:
             await task.close()
-        except _RECOVERABLE:
+        except Exception:  # a broken task's producer may fail in any way; the worker goes on
             log.exception("closing %s failed", task.tp)
 
     async def _start(self, tp: TopicPartition) -> PartitionTask:
