@@ -73,11 +73,8 @@ class WorkerProcess:
         stat = Path(f"/proc/{self.process.pid}/stat").read_text()
         return stat.rsplit(")", 1)[1].split()[0] == "T"
 
-    def pause(self) -> None:
-        """SIGSTOP: the process keeps its sockets but stops heartbeating (a zombie to be)."""
-        self.process.send_signal(signal.SIGSTOP)
-
     def resume(self) -> None:
+        """SIGCONT: wake a process frozen by a ``:stop`` failpoint."""
         self.process.send_signal(signal.SIGCONT)
 
     async def wait_for_log(self, text: str, timeout_s: float = 60.0) -> bool:
