@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from app.failpoint import NONE as NO_FAILPOINTS
 from app.failpoint import Failpoints
@@ -30,60 +30,75 @@ log = logging.getLogger(__name__)
 
 _FLUSH_EVERY = 50_000  # restored keys held in memory before a RocksDB write
 _STALL_S = 60.0
+_OFFSETS_TIMEOUT_S = 30.0
 # Short polls: after the last record only a commit marker may be left before the end, and
-# a long poll would wait its whole timeout for nothing (0.5 s per partition, measured).
-_POLL_MS = 20
+# a long poll would wait its whole timeout for nothing.
+_POLL_S = 0.02
+
+Change = tuple[bytes, bytes | None]  # (key, value); a None value is a tombstone
 
 
 class ChangelogRange(NamedTuple):
-    """A started ``read_committed`` reader assigned to one changelog partition, and its range."""
+    """A ``read_committed`` reader for one changelog partition, and the partition's range."""
 
-    reader: AIOKafkaConsumer
-    tp: TopicPartition
+    reader: Consumer
+    topic: str
+    partition: int
     begin: int  # the log start offset
     end: int  # the last stable offset when the reader was opened
 
+    def position(self) -> int:
+        """The reader's next offset (commit markers included); -1001 before the first fetch."""
+        [tp] = self.reader.position([TopicPartition(self.topic, self.partition)])
+        return int(tp.offset)
 
-@asynccontextmanager
-async def open_changelog(
-    settings: FraudscoreSettings, partition: int
-) -> AsyncIterator[ChangelogRange]:
-    """A reader of changelog partition ``partition`` with its current range, stopped on exit."""
+
+@contextmanager
+def open_changelog(settings: FraudscoreSettings, partition: int) -> Iterator[ChangelogRange]:
+    """A reader of changelog partition ``partition`` with its current range, closed on exit."""
     reader = committed_reader(settings)
-    await reader.start()
     try:
         tp = TopicPartition(settings.changelog_topic, partition)
-        reader.assign([tp])
-        begin = (await reader.beginning_offsets([tp]))[tp]
-        end: int = (await reader.end_offsets([tp]))[tp]
-        yield ChangelogRange(reader, tp, begin, end)
+        try:
+            begin, end = reader.get_watermark_offsets(tp, timeout=_OFFSETS_TIMEOUT_S, cached=False)
+        except KafkaException as exc:
+            raise StateError(f"cannot read the offsets of {tp.topic}[{partition}]: {exc}") from exc
+        yield ChangelogRange(reader, tp.topic, partition, begin, end)
     finally:
-        await reader.stop()
+        reader.close()
 
 
-async def changelog_batches(
+def changelog_batches(
     changelog: ChangelogRange, start: int, failpoints: Failpoints = NO_FAILPOINTS
-) -> AsyncIterator[list[Any]]:
-    """The committed records from ``start`` up to the range's end, a fetched batch at a time.
-
-    Records are aiokafka ``ConsumerRecord`` objects (a ``None`` value is a tombstone).
-    """
-    reader, tp = changelog.reader, changelog.tp
-    reader.seek(tp, start)
+) -> Iterator[list[Change]]:
+    """The committed records from ``start`` up to the range's end, a fetched batch at a time."""
+    reader = changelog.reader
+    reader.assign([TopicPartition(changelog.topic, changelog.partition, start)])
     last_progress = time.monotonic()
-    while await reader.position(tp) < changelog.end:
-        batch = (await reader.getmany(tp, timeout_ms=_POLL_MS, max_records=10_000)).get(tp, [])
+    while start < changelog.end and changelog.position() < changelog.end:
+        batch: list[Change] = []
+        for message in reader.consume(10_000, timeout=_POLL_S):
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise StateError(f"reading {changelog.topic}: {error}")
+                log.warning("reading %s: %s", changelog.topic, error)
+                continue
+            key = message.key()
+            assert key is not None
+            batch.append((key, message.value()))
         if batch:
             last_progress = time.monotonic()
             failpoints.hit("restore.read")
             yield batch
         elif time.monotonic() - last_progress > _STALL_S:
             raise StateError(
-                f"reading {tp} made no progress for {_STALL_S:.0f}s; is the broker up?"
+                f"reading {changelog.topic}[{changelog.partition}] made no progress for "
+                f"{_STALL_S:.0f}s; is the broker up?"
             )
 
 
-async def restore_partition(
+def restore_partition(
     settings: FraudscoreSettings,
     store: PartitionStore,
     partition: int,
@@ -91,14 +106,15 @@ async def restore_partition(
     failpoints: Failpoints = NO_FAILPOINTS,
 ) -> int:
     """Restore ``store`` from changelog partition ``partition``; return the changelog end."""
-    async with open_changelog(settings, partition) as changelog:
+    with open_changelog(settings, partition) as changelog:
         start = _resume_offset(store, changelog.begin, changelog.end)
         started = time.monotonic()
-        restored = await _read_into(changelog, start, store, failpoints)
+        restored = _read_into(changelog_batches(changelog, start, failpoints), store)
         store.write([], CheckpointMeta(1, changelog.end, input_offset))
         log.info(
-            "restored %s: %d changelog records from offset %d to %d in %.2fs",
-            changelog.tp,
+            "restored %s[%d]: %d changelog records from offset %d to %d in %.2fs",
+            changelog.topic,
+            partition,
             restored,
             start,
             changelog.end,
@@ -123,15 +139,11 @@ def _resume_offset(store: PartitionStore, begin: int, end: int) -> int:
     return begin
 
 
-async def _read_into(
-    changelog: ChangelogRange, start: int, store: PartitionStore, failpoints: Failpoints
-) -> int:
+def _read_into(batches: Iterable[list[Change]], store: PartitionStore) -> int:
     changes: dict[bytes, bytes | None] = {}
     restored = 0
-    async for batch in changelog_batches(changelog, start, failpoints):
-        for record in batch:
-            assert record.key is not None
-            changes[record.key] = record.value
+    for batch in batches:
+        changes.update(batch)
         restored += len(batch)
         if len(changes) >= _FLUSH_EVERY:
             store.write(changes.items(), None)

@@ -46,7 +46,7 @@ from app.settings import FraudscoreSettings
 from features.card import FEATURE_SCHEMA_VERSION, STATE_VERSION, CardState, encode_state
 from features.errors import StateVersionError
 from features.state_migration import can_migrate, migrate, oldest_readable_version
-from sinks.kafka import checkpoint_producer, client_options, ensure_topics, topic_partitions
+from sinks.kafka import client_options, ensure_topics, savepoint_producer, topic_partitions
 from sinks.rocksdb import PartitionStore
 
 FORMAT = "fraudscore-savepoint"
@@ -478,17 +478,16 @@ async def _save_partition(
 ) -> PartitionSnapshot:
     """Read changelog partition ``partition`` up to its last stable offset into a data file."""
     states: dict[bytes, bytes] = {}
-    async with open_changelog(settings, partition) as changelog:
+    with open_changelog(settings, partition) as changelog:
         total = changelog.end - changelog.begin
         progress(partition, 0, total)
-        async for batch in changelog_batches(changelog, changelog.begin):
-            for record in batch:
-                if record.value is None:
-                    states.pop(record.key, None)
+        for batch in changelog_batches(changelog, changelog.begin):
+            for key, value in batch:
+                if value is None:
+                    states.pop(key, None)
                 else:
-                    states[record.key] = record.value
-            position = await changelog.reader.position(changelog.tp)
-            progress(partition, position - changelog.begin, total)
+                    states[key] = value
+            progress(partition, changelog.position() - changelog.begin, total)
         progress(partition, total, total)
     if states and offset is None:
         raise SavepointError(
@@ -580,7 +579,7 @@ async def _publish_partition(
         return
     long_timeout = max(settings.transaction_timeout_ms, IMPORT_TRANSACTION_TIMEOUT_MS)
     producer_settings = settings.model_copy(update={"transaction_timeout_ms": long_timeout})
-    producer = checkpoint_producer(producer_settings, partition)
+    producer = savepoint_producer(producer_settings, partition)
     await producer.start()
     try:
         async with producer.transaction():

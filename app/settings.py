@@ -40,7 +40,7 @@ class FraudscoreSettings(BaseSettings):
     )
     group_id: str = Field(default="fraudscore", description="Consumer group of the workers")
     service_name: str = Field(
-        default="fraudscore", description="Prefix of the static per-partition transactional ids"
+        default="fraudscore", description="Prefix of the workers' transactional ids"
     )
     partitions: int = Field(default=4, ge=1, description="Partitions created for the input topic")
 
@@ -55,10 +55,14 @@ class FraudscoreSettings(BaseSettings):
 
     # --- Checkpoints ----------------------------------------------------------------------
     checkpoint_interval_ms: int = Field(
-        default=25, ge=1, description="Longest time between checkpoints of a busy partition"
+        default=25,
+        ge=1,
+        description="Longest time a processed record waits for its checkpoint",
     )
     checkpoint_max_records: int = Field(
-        default=2000, ge=1, description="Checkpoint a partition after this many records"
+        default=2000,
+        ge=1,
+        description="Checkpoint once this many records are open across the worker's partitions",
     )
     transaction_timeout_ms: int = Field(
         default=10_000,
@@ -117,9 +121,9 @@ class FraudscoreSettings(BaseSettings):
     def exactly_once(self) -> bool:
         return self.processing_guarantee == "exactly_once"
 
-    def transactional_id(self, partition: int) -> str:
-        """Static id per input partition: what fences a zombie with aiokafka."""
-        return f"{self.service_name}.{self.input_topic}.{partition}"
+    def transactional_id(self, worker_id: str) -> str:
+        """The transactional id of the worker ``worker_id`` (see app/worker.py)."""
+        return f"{self.service_name}.{self.input_topic}.{worker_id}"
 
 
 @lru_cache

@@ -1,10 +1,12 @@
 """The worker process: one consumer-group member driving a :class:`PartitionTask` per partition.
 
-The loop is deliberately plain: fetch a batch (read_committed, no auto-commit) → run the pure
-pipeline per partition → checkpoint every partition that is due, concurrently. Partition
-ownership follows the consumer group: assigned partitions are fenced, restored and sought
-before any of their records is processed; revoked partitions are checkpointed and closed.
-See docs/adr/0001-data-path-without-faust-streams.md for why this is not a Faust agent.
+The loop is deliberately plain and synchronous (confluent-kafka; why in
+docs/adr/0003-confluent-kafka-data-path.md): fetch a batch (read_committed, no auto-commit) →
+run the pure pipeline per partition → when the oldest open record is ``checkpoint_interval_ms``
+old or ``checkpoint_max_records`` are open, checkpoint every partition in one transaction
+(:mod:`app.checkpoint`). Partition ownership follows the consumer group: assigned partitions
+are restored before any of their records is processed; revoked ones are checkpointed and
+closed; lost ones (this worker was thrown out of the group) are closed without a checkpoint.
 """
 
 from __future__ import annotations
@@ -12,139 +14,228 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from app.checkpoint import Checkpointer, CheckpointError, ClientsBrokenError
 from app.failpoint import Failpoints
-from app.partition import FencedError, PartitionTask, TaskBrokenError
+from app.partition import PartitionTask
 from app.settings import FraudscoreSettings
 from models.default import train_default_model
 from models.pipeline import Pipeline
 from models.policy import Policy
 from sinks.errors import StateError
-from sinks.kafka import client_options, ensure_topics
+from sinks.kafka import ensure_topics, worker_consumer
 
 log = logging.getLogger(__name__)
 
-_RECOVERABLE = (KafkaError, OSError, StateError)
+T = TypeVar("T")
+
+_RECOVERABLE = (KafkaException, OSError, StateError)
 _START_PATIENCE_S = 120.0  # how long a partition may wait for the broker before the worker exits
+_OFFSETS_TIMEOUT_S = 30.0
+_MAX_RESTARTS = 5
+_RESTART_WINDOW_S = 120.0
 
 
-class Worker(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, settings: FraudscoreSettings, pipeline: Pipeline) -> None:
+def worker_id(settings: FraudscoreSettings) -> str:
+    """This worker's stable identity: the static group member id, or an id kept in its state
+    directory. A restart under the same identity re-uses the transactional id, and its
+    ``init_transactions`` aborts the predecessor's open transaction at once."""
+    if settings.instance_id is not None:
+        return settings.instance_id
+    path: Path = settings.state_dir / "worker-id"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(uuid.uuid4().hex)
+    return path.read_text().strip()
+
+
+class Worker:
+    def __init__(
+        self, settings: FraudscoreSettings, pipeline: Pipeline, failpoints: Failpoints
+    ) -> None:
         self.settings = settings
         self.pipeline = pipeline
-        self.tasks: dict[TopicPartition, PartitionTask] = {}
-        self.failpoints = Failpoints(settings.failpoints)
-        self.consumer = AIOKafkaConsumer(
-            **client_options(settings),
-            group_id=settings.group_id,
-            group_instance_id=settings.instance_id,
-            session_timeout_ms=settings.session_timeout_ms,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=2 * 1024 * 1024,
+        self.tasks: dict[int, PartitionTask] = {}
+        self.failpoints = failpoints
+        self._broken = False
+        self.consumer: Consumer = worker_consumer(settings)
+        self.checkpointer = Checkpointer(
+            settings,
+            self.consumer,
+            settings.transactional_id(worker_id(settings)),
+            self.failpoints,
         )
+        self._interval_s = settings.checkpoint_interval_ms / 1000
 
-    async def run(self, stop: asyncio.Event) -> None:
+    def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set, then checkpoint everything and leave the group."""
-        await ensure_topics(self.settings)
-        self.consumer.subscribe([self.settings.input_topic], listener=self)
-        await self.consumer.start()
+        asyncio.run(ensure_topics(self.settings))
+        self.consumer.subscribe(
+            [self.settings.input_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
         log.info("worker joined group %r on %s", self.settings.group_id, self.settings.input_topic)
         try:
             while not stop.is_set():
-                await self._step()
+                self._step()
+            self._checkpoint()
+        except ClientsBrokenError:
+            self._broken = True  # no checkpoint on the way out: the partitions are redone
+            raise
         finally:
-            await self.release(list(self.tasks))
-            await self.consumer.stop()
+            try:
+                self.consumer.close()  # revokes (and so checkpoints and closes) what is left
+            except KafkaException as exc:
+                log.warning("closing the consumer: %s", exc)
+            self._close(list(self.tasks.values()))
+            self.checkpointer.close()
 
-    async def _step(self) -> None:
-        batches = await self.consumer.getmany(
-            timeout_ms=self.settings.checkpoint_interval_ms,
-            max_records=self.settings.fetch_max_records,
-        )
-        for tp, records in batches.items():
-            task = self.tasks.get(tp)
-            if task is None:  # not ours (yet): leave the records to the partition's owner
-                self.consumer.seek(tp, records[0].offset)
+    def _step(self) -> None:
+        messages = self.consumer.consume(self.settings.fetch_max_records, self._poll_timeout())
+        by_partition: dict[int, list[Message]] = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._consumer_error(error)
                 continue
-            task.process(records)
-        now = time.monotonic()
-        due = [task for task in self.tasks.values() if task.due(now)]
-        await asyncio.gather(*(self._checkpoint(task) for task in due))
+            by_partition.setdefault(message.partition() or 0, []).append(message)
+        for partition, batch in by_partition.items():
+            task = self.tasks.get(partition)
+            if task is not None:  # records fetched before a revoke are someone else's now
+                task.process(batch)
+        if self._due():
+            self._checkpoint()
 
-    async def _checkpoint(self, task: PartitionTask) -> None:
+    def _poll_timeout(self) -> float:
+        """Wait for records until the oldest open one is due for its checkpoint."""
+        opened = [task.pending.opened_at for task in self.tasks.values() if task.pending.records]
+        if not opened:
+            return self._interval_s
+        return max(0.0, min(opened) + self._interval_s - time.monotonic())
+
+    def _due(self) -> bool:
+        pending = [task.pending for task in self.tasks.values() if task.pending.records]
+        if not pending:
+            return False
+        oldest = min(p.opened_at for p in pending)
+        return (
+            sum(p.records for p in pending) >= self.settings.checkpoint_max_records
+            or time.monotonic() - oldest >= self._interval_s
+        )
+
+    def _checkpoint(self) -> None:
+        open_tasks = [task for task in self.tasks.values() if task.pending.records]
+        if not open_tasks:
+            return
         try:
-            await task.checkpoint()
-        except FencedError:
-            log.warning("%s was fenced by a newer owner; dropping it", task.tp)
-            await self._drop(task)
-            self.consumer.pause(task.tp)
-        except (TaskBrokenError, *_RECOVERABLE):
-            log.exception("%s failed; rejoining the group to get it assigned afresh", task.tp)
-            await self._drop(task)
-            self.consumer.pause(task.tp)
-            self._request_rejoin()
+            self.checkpointer.commit(open_tasks)
+        except CheckpointError:
+            for task in open_tasks:
+                task.rewind()
+                self._seek(task)
 
-    def _request_rejoin(self) -> None:
-        """Ask the group for a new assignment: revoke runs, then assign restarts the partitions
-        this worker still owns. Restarting a task only from an assignment is what keeps a
-        zombie from re-initialising a transactional id that is no longer its own.
-        (aiokafka has no public call for this; ``request_rejoin`` is what it uses itself.)
-        """
-        self.consumer._coordinator.request_rejoin()
-
-    async def _drop(self, task: PartitionTask) -> None:
-        self.tasks.pop(task.tp, None)
+    def _seek(self, task: PartitionTask) -> None:
         try:
-            await task.close()
-        except Exception:  # a broken task's producer may fail in any way; the worker goes on
-            log.exception("closing %s failed", task.tp)
+            self.consumer.seek(TopicPartition(task.topic, task.partition, task.committed_offset))
+        except KafkaException as exc:  # not assigned any more: its next owner starts over
+            log.info("not rewinding %r: %s", task, exc)
 
-    async def _start(self, tp: TopicPartition) -> PartitionTask:
-        """Start a task for ``tp``, retrying while the broker is unreachable."""
-        deadline, delay = time.monotonic() + _START_PATIENCE_S, 0.25
-        while True:
-            task = PartitionTask(self.settings, tp, self.pipeline, self.consumer, self.failpoints)
+    def _consumer_error(self, error: KafkaError) -> None:
+        # e.g. FENCED_INSTANCE_ID: after a broker restart librdkafka can fence its own rejoin
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            raise ClientsBrokenError(f"the consumer failed fatally: {error}")
+        log.warning("consumer: %s", error)
+
+    # --- partition ownership ----------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
+        """Restore the newly assigned partitions (concurrently), then start fetching them."""
+        log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+        committed = self._committed(consumer, assigned)
+        new = [p for p in sorted(committed) if p not in self.tasks]
+        with ThreadPoolExecutor(max_workers=max(1, len(new))) as pool:
+            started = list(pool.map(lambda p: self._start(p, committed[p]), new))
+        for task in started:
+            self.tasks[task.partition] = task
+        consumer.assign(
+            [
+                TopicPartition(tp.topic, tp.partition, self.tasks[tp.partition].committed_offset)
+                for tp in assigned
+            ]
+        )
+
+    def _committed(self, consumer: Consumer, assigned: list[TopicPartition]) -> dict[int, int]:
+        """The group's committed offsets (read_committed waits out pending transactional
+        commits: KIP-447's stable offsets), or the log start where there is none."""
+
+        def read() -> dict[int, int]:
+            result: dict[int, int] = {}
+            for tp in consumer.committed(assigned, timeout=_OFFSETS_TIMEOUT_S):
+                if tp.offset >= 0:
+                    result[tp.partition] = tp.offset
+                else:  # a new topic (the leader may still be on its way: retried)
+                    low, _ = consumer.get_watermark_offsets(tp, timeout=_OFFSETS_TIMEOUT_S)
+                    result[tp.partition] = low
+            return result
+
+        return _retry(read)
+
+    def _start(self, partition: int, committed: int) -> PartitionTask:
+        def attempt() -> PartitionTask:
+            task = PartitionTask(self.settings, partition, self.pipeline, self.failpoints)
             try:
-                await task.start()
-            except _RECOVERABLE:
-                await task.close()
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("starting %s failed; retrying in %.2fs", tp, delay, exc_info=True)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            else:
-                return task
+                task.start(committed)
+            except BaseException:
+                task.close()
+                raise
+            return task
 
-    async def assign(self, assigned: set[TopicPartition]) -> None:
-        """Fence, restore and seek newly assigned partitions, concurrently."""
-        new = sorted(tp for tp in assigned if tp not in self.tasks)
-        for task in await asyncio.gather(*(self._start(tp) for tp in new)):
-            self.tasks[task.tp] = task
-        self.consumer.resume(*assigned)
+        return _retry(attempt)
 
-    async def release(self, revoked: list[TopicPartition]) -> None:
-        """Checkpoint and close the tasks of revoked partitions (or all, on shutdown)."""
-        for task in [self.tasks[tp] for tp in revoked if tp in self.tasks]:
-            try:
-                await task.checkpoint()
-            except (FencedError, TaskBrokenError, *_RECOVERABLE):
-                log.warning("final checkpoint of %s failed; its records will be redone", task.tp)
-            await self._drop(task)
+    def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
+        """Checkpoint everything open (the group still accepts this generation's offsets),
+        then close the revoked partitions."""
+        log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+        if not self._broken:
+            self._checkpoint()
+        self._close([self.tasks[tp.partition] for tp in revoked if tp.partition in self.tasks])
 
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        log.info("partitions revoked: %s", sorted(revoked))
-        await self.release(list(revoked))
+    def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
+        """Thrown out of the group: the partitions may have a new owner already; drop them."""
+        log.warning(
+            "partitions lost: %s; dropping their open work", sorted(tp.partition for tp in lost)
+        )
+        self._close([self.tasks[tp.partition] for tp in lost if tp.partition in self.tasks])
 
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        log.info("partitions assigned: %s", sorted(assigned))
-        await self.assign(assigned)
+    def _close(self, tasks: list[PartitionTask]) -> None:
+        for task in tasks:
+            self.tasks.pop(task.partition, None)
+            task.close()
+
+
+def _retry(call: Callable[[], T]) -> T:
+    """``call()``, retried with backoff while the broker is unreachable."""
+    deadline, delay = time.monotonic() + _START_PATIENCE_S, 0.25
+    while True:
+        try:
+            return call()
+        except _RECOVERABLE:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("retrying in %.2fs", delay, exc_info=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def build_pipeline(settings: FraudscoreSettings) -> Pipeline:
@@ -157,12 +248,28 @@ def build_pipeline(settings: FraudscoreSettings) -> Pipeline:
     return Pipeline(scorer=scorer, policy=policy, max_record_bytes=settings.max_record_bytes)
 
 
-async def serve(settings: FraudscoreSettings) -> None:
-    """Run a worker until SIGTERM or SIGINT, then shut down cleanly (final checkpoint)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+def serve(settings: FraudscoreSettings) -> None:
+    """Run a worker until SIGTERM or SIGINT, then shut down cleanly (final checkpoint).
+
+    Kafka clients that break beyond repair are started afresh, as a process restart would,
+    but without reloading the model; more than ``_MAX_RESTARTS`` such restarts within
+    ``_RESTART_WINDOW_S`` (e.g. two processes fencing each other under one identity) end it.
+    """
+    stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        signal.signal(signum, lambda *_: stop.set())
     pipeline = build_pipeline(settings)
     log.info("model %s, policy %s loaded", pipeline.scorer.version, pipeline.policy.version)
-    await Worker(settings, pipeline).run(stop)
+    failpoints = Failpoints(settings.failpoints)
+    restarts: deque[float] = deque(maxlen=_MAX_RESTARTS)
+    while True:
+        try:
+            Worker(settings, pipeline, failpoints).run(stop)
+            return
+        except ClientsBrokenError as exc:
+            now = time.monotonic()
+            if len(restarts) == _MAX_RESTARTS and now - restarts[0] < _RESTART_WINDOW_S:
+                raise
+            restarts.append(now)
+            log.error("%s; starting the Kafka clients afresh", exc)
+            time.sleep(1.0)

@@ -9,12 +9,14 @@ bytes (card numbers masked) with the reason and source in headers.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from confluent_kafka import Consumer, Producer
 
 from features.pan import mask_pans
 from sinks.errors import TopicError
@@ -30,7 +32,7 @@ CHANGELOG_CONFIG = {
     "delete.retention.ms": str(24 * 60 * 60 * 1000),
 }
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 def client_options(settings: FraudscoreSettings) -> dict[str, Any]:
@@ -103,37 +105,80 @@ def dead_letter_value(letter: DeadLetter) -> tuple[bytes | None, bytes]:
     return (None if key is None else mask_pans(key)), mask_pans(letter.record.value)
 
 
-def checkpoint_producer(settings: FraudscoreSettings, partition: int) -> AIOKafkaProducer:
-    """The producer of one input partition's checkpoints.
+def _confluent_options(settings: FraudscoreSettings) -> dict[str, Any]:
+    """librdkafka options shared by the data path's clients (its log goes to Python logging)."""
+    return {"bootstrap.servers": settings.kafka_bootstrap, "logger": _librdkafka_log}
 
-    Exactly-once: transactional, with the static id that fences a previous owner.
-    At-least-once: idempotent only.
+
+_librdkafka_log = logging.getLogger("librdkafka")
+
+
+def worker_consumer(settings: FraudscoreSettings) -> Consumer:
+    """The worker's group member: read_committed, offsets committed only by checkpoints."""
+    config: dict[str, Any] = {
+        **_confluent_options(settings),
+        "group.id": settings.group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": settings.session_timeout_ms,
+        "partition.assignment.strategy": "range",
+        "max.partition.fetch.bytes": 2 * 1024 * 1024,
+    }
+    if settings.instance_id is not None:
+        config["group.instance.id"] = settings.instance_id
+    return Consumer(config)
+
+
+def checkpoint_producer(settings: FraudscoreSettings, transactional_id: str) -> Producer:
+    """The producer of a worker's checkpoints.
+
+    Exactly-once: transactional under ``transactional_id`` (call ``init_transactions``).
+    At-least-once: idempotent only. Records wait for the checkpoint's flush, not for a linger.
     """
     transactional = {
-        "transactional_id": settings.transactional_id(partition),
-        "transaction_timeout_ms": settings.transaction_timeout_ms,
+        "transactional.id": transactional_id,
+        "transaction.timeout.ms": settings.transaction_timeout_ms,
     }
-    return AIOKafkaProducer(
-        **client_options(settings),
-        **(transactional if settings.exactly_once else {}),
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=0,
-        max_batch_size=256 * 1024,
-        # A new transaction's first send can race the previous commit's completion; Kafka
-        # 3.9's transaction verification answers with a retriable NOT_ENOUGH_REPLICAS, and
-        # aiokafka's default 100 ms backoff then stalls the whole checkpoint loop.
-        retry_backoff_ms=10,
+    return Producer(
+        {
+            **_confluent_options(settings),
+            **(transactional if settings.exactly_once else {}),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "partitioner": "murmur2_random",  # keyed records land where Java clients put them
+            "queue.buffering.max.messages": 1_000_000,
+        }
     )
 
 
-def committed_reader(settings: FraudscoreSettings) -> AIOKafkaConsumer:
-    """A group-less ``read_committed`` consumer, for restoring the changelog."""
-    return AIOKafkaConsumer(
+def committed_reader(settings: FraudscoreSettings) -> Consumer:
+    """A ``read_committed`` consumer for assigned partitions (restoring the changelog).
+
+    Its ``get_watermark_offsets`` high mark is the last stable offset, and its position moves
+    past commit markers up to it (both measured with librdkafka 2.16). It never commits.
+    """
+    return Consumer(
+        {
+            **_confluent_options(settings),
+            "group.id": f"{settings.group_id}.reader",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            "max.partition.fetch.bytes": 4 * 1024 * 1024,
+        }
+    )
+
+
+def savepoint_producer(settings: FraudscoreSettings, partition: int) -> AIOKafkaProducer:
+    """A transactional producer for publishing one partition of a savepoint (no worker runs)."""
+    return AIOKafkaProducer(
         **client_options(settings),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
+        transactional_id=f"{settings.service_name}.{settings.input_topic}.savepoint.{partition}",
+        transaction_timeout_ms=settings.transaction_timeout_ms,
+        enable_idempotence=True,
+        acks="all",
     )

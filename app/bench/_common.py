@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from confluent_kafka import libversion
 
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
@@ -61,10 +62,18 @@ def machine_info(broker_version: str) -> list[tuple[str, str]]:
         ("cpu", f"{cpu_model()} ({os.cpu_count()} logical CPUs)"),
         ("memory", f"{memory_gib():.1f} GiB"),
         ("python", f"{sys.version.split()[0]} ({platform.python_implementation()})"),
-        ("libraries", f"aiokafka {version('aiokafka')}, rocksdict {version('rocksdict')}"),
+        (
+            "libraries",
+            f"confluent-kafka {version('confluent-kafka')} (librdkafka {librdkafka_version()}), "
+            f"aiokafka {version('aiokafka')}, rocksdict {version('rocksdict')}",
+        ),
         ("broker", f"Apache Kafka {broker_version} (KRaft, single node, same machine)"),
         ("load average", format_load(os.getloadavg())),
     ]
+
+
+def librdkafka_version() -> str:
+    return str(libversion()[0])
 
 
 def format_load(load: Sequence[float]) -> str:

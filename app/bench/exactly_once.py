@@ -87,7 +87,7 @@ from sinks.kafka import client_options, ensure_topics
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 170)
 EO, ALO = "exactly_once", "at_least_once"
 _SEED = 3
-_RETRY = "Got error produce response"  # aiokafka's warning when it retries a produce request
+_RETRY = "WARNING app.checkpoint"  # a checkpoint call retried, or a checkpoint failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +130,7 @@ class Throughput:
     distinct: int
     total: int
     dead_letters: int
-    retries: int  # produce requests the worker's producers retried
+    retries: int  # checkpoint warnings in the worker's log
     load: Load
 
     @property
@@ -307,7 +307,7 @@ class Latency:
     latencies_ms: list[float]  # sorted: send → decision visible
     in_worker_ms: list[float]  # sorted: send → the worker's checkpoint sent the decision
     max_behind_ms: float  # how far the producer fell behind its schedule, at worst
-    retries: int  # produce requests the worker's producers retried during the phase
+    retries: int  # checkpoint warnings in the worker's log during the phase
     worker_cpu_share: float  # worker CPU seconds per wall second during the phase
     worker_queued_share: float  # worker main thread waiting for a CPU, per wall second
     load: Load
@@ -681,7 +681,7 @@ _THROUGHPUT_COLUMNS = (
     "start-up s",
     "decided (distinct/total)",
     "complete",
-    "produce retries",
+    "checkpoint warnings",
     "load 1m",
 )
 _LATENCY_COLUMNS = (
@@ -695,7 +695,7 @@ _LATENCY_COLUMNS = (
     "max",
     "send→checkpoint p50 / p99",
     "producer behind",
-    "produce retries",
+    "checkpoint warnings",
     "worker CPU / waiting for CPU",
     "load 1m",
 )

@@ -47,7 +47,7 @@ def worker(
     with catch_errors():
         if from_savepoint is not None:
             _import(settings, from_savepoint)
-        asyncio.run(serve(settings))
+        serve(settings)
 
 
 def _import(settings: FraudscoreSettings, directory: Path) -> None:

@@ -156,7 +156,7 @@ async def _assert_state(settings: FraudscoreSettings, ref: Reference, scratch: P
         assert _last_owner_states(settings, partition) == expected, f"p{partition}: local state"
         fresh = PartitionStore(scratch / str(partition))
         try:
-            await restore_partition(settings, fresh, partition, ref.input_ends[partition])
+            restore_partition(settings, fresh, partition, ref.input_ends[partition])
             assert dict(fresh.items()) == expected, f"p{partition}: changelog differs"
         finally:
             fresh.close()

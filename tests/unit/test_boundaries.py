@@ -5,7 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
-IO_LIBRARIES = ("faust", "aiokafka", "rocksdict", "pyiceberg", "fastapi", "sqlalchemy", "uvicorn")
+IO_LIBRARIES = (
+    "faust",
+    "aiokafka",
+    "confluent_kafka",
+    "rocksdict",
+    "pyiceberg",
+    "fastapi",
+    "sqlalchemy",
+    "uvicorn",
+)
 
 
 def test_features_and_models_import_no_io_library() -> None:

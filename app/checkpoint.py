@@ -1,0 +1,276 @@
+"""The checkpoint coordinator: one Kafka transaction per checkpoint, for all of a worker's
+partitions.
+
+A worker has one transactional producer, ``<service>.<input topic>.<worker id>``. A checkpoint
+of the partitions with open work is, in exactly-once mode:
+
+1. ``begin_transaction``;
+2. per partition p: the latest value of every card touched since the last checkpoint to
+   changelog partition p (tombstones for deleted cards);
+3. the decisions and dead letters;
+4. ``send_offsets_to_transaction`` with every partition's next input offset *and the
+   consumer's group metadata* (KIP-447): the group coordinator refuses it if this worker's
+   generation is stale, i.e. if its partitions may already belong to another worker. That is
+   what fences a zombie, whatever its transactional id;
+5. ``commit_transaction``; only then each partition's RocksDB is written
+   (:meth:`PartitionTask.committed`).
+
+A checkpoint that fails is aborted and :class:`CheckpointError` tells the worker to rewind the
+partitions to their last committed offsets. When the producer cannot even abort (fenced,
+fatally broken, or hung in librdkafka), :class:`ClientsBrokenError` makes the worker start
+its Kafka clients afresh. At-least-once mode sends the same records without a
+transaction, flushes, then commits the offsets (the benchmark baseline).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from app.failpoint import Failpoints
+from app.partition import PartitionTask
+from app.settings import FraudscoreSettings
+from models.pipeline import encode_decision
+from sinks.kafka import Headers, checkpoint_producer, dead_letter_headers, dead_letter_value
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+# the group (or a newer producer with the same id) no longer lets this worker commit
+_FENCING_ERRORS = frozenset(
+    {
+        KafkaError._FENCED,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.FENCED_INSTANCE_ID,
+        KafkaError.REBALANCE_IN_PROGRESS,
+    }
+)
+_START_PATIENCE_S = 120.0  # for init_transactions while the broker is away
+_ABORT_PATIENCE_S = 30.0
+_HANG_MARGIN_S = 5.0
+
+
+class CheckpointError(Exception):
+    """The checkpoint did not commit: its partitions must go back to their committed offsets."""
+
+
+class ClientsBrokenError(Exception):
+    """The Kafka clients cannot go on; the worker must start them afresh."""
+
+
+class Checkpointer:
+    def __init__(
+        self,
+        settings: FraudscoreSettings,
+        consumer: Consumer,
+        transactional_id: str,
+        failpoints: Failpoints,
+    ) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.transactional_id = transactional_id
+        self.failpoints = failpoints
+        self._call_timeout_s = settings.transaction_timeout_ms / 1000
+        self.producer = self._open_producer()
+
+    def _open_producer(self) -> Producer:
+        """A new producer; in exactly-once mode ``init_transactions`` aborts whatever an earlier
+        producer with this id left open (a crashed predecessor: no waiting for its timeout).
+        A timed-out ``init_transactions`` is resumed by calling it again on the same producer
+        (a new producer per attempt would compete with the previous attempts' PID requests)."""
+        producer = checkpoint_producer(self.settings, self.transactional_id)
+        if self.settings.exactly_once:
+            self._retrying(
+                lambda: producer.init_transactions(self._call_timeout_s), _START_PATIENCE_S
+            )
+        return producer
+
+    def commit(self, tasks: Sequence[PartitionTask]) -> None:
+        """Commit the open work of ``tasks`` and write their RocksDB; raises CheckpointError."""
+        changes = [task.changes() for task in tasks]
+        try:
+            if self.settings.exactly_once:
+                ends = self._commit_transaction(tasks, changes)
+            else:
+                ends = self._commit_at_least_once(tasks, changes)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            self._recover(error)
+            raise CheckpointError(str(error)) from exc
+        self.failpoints.hit("checkpoint.after_commit")
+        for task, task_changes in zip(tasks, changes, strict=True):
+            task.committed(task_changes, ends.get(task.partition, task.changelog_next))
+
+    def _commit_transaction(
+        self, tasks: Sequence[PartitionTask], changes: list[list[tuple[bytes, bytes | None]]]
+    ) -> dict[int, int]:
+        producer = self.producer
+        producer.begin_transaction()
+        ends = self._send_outputs(tasks, changes)
+        offsets = [TopicPartition(task.topic, task.partition, task.next_offset) for task in tasks]
+        self._retrying(
+            lambda: producer.send_offsets_to_transaction(
+                offsets, self.consumer.consumer_group_metadata(), self._call_timeout_s
+            )
+        )
+        self.failpoints.hit("checkpoint.after_offsets")
+        self._retrying(lambda: producer.commit_transaction(self._call_timeout_s))
+        return ends
+
+    def _commit_at_least_once(
+        self, tasks: Sequence[PartitionTask], changes: list[list[tuple[bytes, bytes | None]]]
+    ) -> dict[int, int]:
+        ends = self._send_outputs(tasks, changes)
+        offsets = [TopicPartition(task.topic, task.partition, task.next_offset) for task in tasks]
+        self.consumer.commit(offsets=offsets, asynchronous=False)
+        return ends
+
+    def _send_outputs(
+        self, tasks: Sequence[PartitionTask], changes: list[list[tuple[bytes, bytes | None]]]
+    ) -> dict[int, int]:
+        """Send changelog records, decisions and dead letters and flush them; returns the next
+        changelog offset of every partition that had changes."""
+        settings = self.settings
+        ends: dict[int, int] = {}
+        for task, task_changes in zip(tasks, changes, strict=True):
+            for i, (key, value) in enumerate(task_changes, 1):
+                on_delivery = (
+                    _changelog_end(ends, task.partition) if i == len(task_changes) else None
+                )
+                self._produce(
+                    settings.changelog_topic,
+                    value=value,
+                    key=key,
+                    partition=task.partition,
+                    on_delivery=on_delivery,
+                )
+        self.failpoints.hit("checkpoint.after_changelog")
+        headers: Headers = [("fraudscore.processed_at_ms", str(int(time.time() * 1000)).encode())]
+        for task in tasks:
+            for key, decision in task.pending.result.decisions:
+                self._produce(settings.decisions_topic, key, encode_decision(decision), headers)
+            for letter in task.pending.result.dead_letters:
+                dlq_key, dlq_value = dead_letter_value(letter)
+                self._produce(settings.dlq_topic, dlq_key, dlq_value, dead_letter_headers(letter))
+        self.failpoints.hit("checkpoint.after_outputs")
+        left = self.producer.flush(self._call_timeout_s)
+        if left:
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, f"{left} records not delivered in time")
+            )
+        return ends
+
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        *,
+        partition: int = -1,  # -1: by key (murmur2, as Java clients do)
+        on_delivery: DeliveryCallback | None = None,
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    topic,
+                    value,
+                    key,
+                    partition=partition,
+                    headers=headers,
+                    on_delivery=on_delivery,
+                )
+                return
+            except BufferError:  # the local queue is full: let librdkafka drain some
+                self.producer.poll(0.01)
+
+    def _retrying(self, call: Callable[[], T], patience_s: float | None = None) -> T:
+        """Run a transactional call, repeating it on retriable errors (librdkafka's rule: a
+        timed-out call resumes when called again) for up to ``patience_s`` (one call timeout)."""
+        deadline = time.monotonic() + (patience_s or self._call_timeout_s)
+        delay = 0.1
+        while True:
+            try:
+                return self._bounded(call)
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                log.warning("transactional call failed (%s); retrying", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _bounded(self, call: Callable[[], T]) -> T:
+        """``call()``, given up on if it outlives its own timeout by far.
+
+        librdkafka 2.16's ``send_offsets_to_transaction`` can block forever, past its timeout,
+        when its cached group coordinator went away (librdkafka issues 5456 and 5511; seen here
+        after a broker restart). The call runs on a helper thread; if it hangs, the producer is
+        treated as broken (a fatal error), the worker starts fresh clients, whose
+        ``init_transactions`` fences it, and the helper thread is left to finish whenever
+        librdkafka lets it.
+        """
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # handed to the waiting thread
+                future.set_exception(exc)
+
+        # a daemon thread: one that hangs for good must not keep the process from exiting
+        threading.Thread(target=run, name="txn-call", daemon=True).start()
+        try:
+            return future.result(timeout=self._call_timeout_s + _HANG_MARGIN_S)
+        except FutureTimeout:
+            raise KafkaException(
+                KafkaError(
+                    KafkaError._FATAL,
+                    "a transactional call hung",
+                    fatal=True,
+                )
+            ) from None
+
+    def _recover(self, error: KafkaError) -> None:
+        """Leave the failed checkpoint's transaction behind by aborting it. A producer that
+        cannot abort (fenced, fatally broken, hung) makes the worker start its Kafka clients
+        afresh (:class:`ClientsBrokenError`), the same way a restarted process would."""
+        if error.code() in _FENCING_ERRORS:
+            log.warning("checkpoint was fenced by a newer owner (%s); its work is dropped", error)
+        else:
+            log.warning("checkpoint failed (%s); aborting and rewinding", error)
+        if not self.settings.exactly_once:
+            return
+        if error.fatal():
+            raise ClientsBrokenError(f"the transactional producer failed fatally: {error}")
+        try:
+            self._retrying(
+                lambda: self.producer.abort_transaction(self._call_timeout_s), _ABORT_PATIENCE_S
+            )
+        except KafkaException as exc:
+            raise ClientsBrokenError(f"the failed checkpoint could not be aborted: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the producer in the background: a broken one may take its time (its open
+        transaction, if any, is aborted by its successor's ``init_transactions`` anyway)."""
+        threading.Thread(target=self.producer.close, name="producer-close", daemon=True).start()
+
+
+def _changelog_end(ends: dict[int, int], partition: int) -> DeliveryCallback:
+    def delivered(error: KafkaError | None, message: Message) -> None:
+        offset = message.offset()
+        if error is None and offset is not None:
+            ends[partition] = offset + 1
+
+    return delivered
