@@ -42,6 +42,7 @@ T = TypeVar("T")
 _RECOVERABLE = (KafkaException, OSError, StateError)
 _START_PATIENCE_S = 120.0  # how long a partition may wait for the broker before the worker exits
 _OFFSETS_TIMEOUT_S = 30.0
+_IDLE_POLL_S = 0.1
 _MAX_RESTARTS = 5
 _RESTART_WINDOW_S = 120.0
 
@@ -103,7 +104,7 @@ class Worker:
             self.checkpointer.close()
 
     def _step(self) -> None:
-        messages = self.consumer.consume(self.settings.fetch_max_records, self._poll_timeout())
+        messages = self._fetch()
         by_partition: dict[int, list[Message]] = {}
         for message in messages:
             error = message.error()
@@ -118,12 +119,19 @@ class Worker:
         if self._due():
             self._checkpoint()
 
-    def _poll_timeout(self) -> float:
-        """Wait for records until the oldest open one is due for its checkpoint."""
+    def _fetch(self) -> list[Message]:
+        """The next records. With work open, wait for more until its checkpoint is due (the
+        batching window); idle, return on the first record (librdkafka's ``consume`` would
+        wait its whole timeout for a full batch, delaying a lone record by that much)."""
+        limit = self.settings.fetch_max_records
         opened = [task.pending.opened_at for task in self.tasks.values() if task.pending.records]
-        if not opened:
-            return self._interval_s
-        return max(0.0, min(opened) + self._interval_s - time.monotonic())
+        if opened:
+            due_in = min(opened) + self._interval_s - time.monotonic()
+            return self.consumer.consume(limit, max(0.0, due_in))
+        first = self.consumer.poll(_IDLE_POLL_S)
+        if first is None:
+            return []
+        return [first, *(self.consumer.consume(limit - 1, 0) if limit > 1 else [])]
 
     def _due(self) -> bool:
         pending = [task.pending for task in self.tasks.values() if task.pending.records]
