@@ -25,9 +25,9 @@ from random import Random
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
 
-from features.card import DEFAULT_PARAMS, FEATURE_NAMES, CardState, FeatureParams, FeatureVector
-from features.card import observe as observe_card
-from features.validation import Rejection, decode_transaction
+from features.card import DEFAULT_PARAMS, FEATURE_NAMES, FeatureParams, FeatureVector
+from models.pipeline import MemoryCardStore, SourceRecord
+from models.pipeline import featurize as featurize_records
 from models.scorer import Scorer
 from models.synthetic import DEFAULT_CARDS, SyntheticTransaction, encode_record, generate
 
@@ -47,19 +47,19 @@ _MAX_RECORD_BYTES = 8192  # synthetic records are a few hundred bytes
 def featurize(
     items: Iterable[SyntheticTransaction], params: FeatureParams = DEFAULT_PARAMS
 ) -> tuple[list[FeatureVector], list[int]]:
-    """Feature vectors (as the worker computes them) and labels (1 = fraud), in order."""
-    states: dict[str, CardState] = {}
-    vectors: list[FeatureVector] = []
-    labels: list[int] = []
-    for item in items:
-        txn = decode_transaction(encode_record(item.record), max_bytes=_MAX_RECORD_BYTES)
-        if isinstance(txn, Rejection):
-            raise ValueError(f"synthetic record rejected: {txn.reason}: {txn.detail}")
-        state, vector = observe_card(states.get(txn.card_id), txn, params)
-        states[txn.card_id] = state
-        vectors.append(vector)
-        labels.append(0 if item.scenario is None else 1)
-    return vectors, labels
+    """Feature vectors (the worker's :func:`models.pipeline.featurize`) and labels (1 = fraud)."""
+    items = list(items)
+    records = (
+        SourceRecord("synthetic", 0, offset, item.key, encode_record(item.record))
+        for offset, item in enumerate(items)
+    )
+    accepted, rejected = featurize_records(
+        records, MemoryCardStore(), max_record_bytes=_MAX_RECORD_BYTES, params=params
+    )
+    if rejected:
+        reason = rejected[0].rejection
+        raise ValueError(f"synthetic record rejected: {reason.reason}: {reason.detail}")
+    return [vector for _, _, vector in accepted], [int(i.scenario is not None) for i in items]
 
 
 def _fit_rows(
