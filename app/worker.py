@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from app.failpoint import Failpoints
 from app.partition import FencedError, PartitionTask, TaskBrokenError
 from app.settings import FraudscoreSettings
+from models.artefact import load_artefact
 from models.default import train_default_model
 from models.pipeline import Pipeline
 from models.policy import Policy
@@ -148,8 +149,11 @@ class Worker(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def build_pipeline(settings: FraudscoreSettings) -> Pipeline:
-    """The scoring pipeline the worker runs: the default model until the registry lands."""
-    scorer = train_default_model()
+    """The scoring pipeline the worker runs: the artefact at ``model_path`` if set (refused if
+    made for other features), else the default model, trained in memory at start."""
+    scorer = (
+        train_default_model() if settings.model_path is None else load_artefact(settings.model_path)
+    )
     policy = Policy(
         review_threshold=settings.review_threshold,
         decline_threshold=settings.decline_threshold,

@@ -57,6 +57,7 @@ from random import Random
 import msgspec
 
 from features.validation import Reason
+from models.label import FRAUD, GENUINE, LabelRecord
 
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 DEFAULT_CARDS = 50_000
@@ -781,41 +782,11 @@ def _transactions(drafts: Iterator[_Draft], seed: int) -> Iterator[SyntheticTran
 
 # --- Labels -----------------------------------------------------------------------------
 
-FRAUD = "fraud"
-GENUINE = "genuine"
 FRAUD_REPORTED = 0.95  # share of fraud that is ever reported
 GENUINE_VERIFIED = 0.02  # share of genuine transactions that get a "genuine" verdict
 _REPORT_MEDIAN_DAYS = {"bust_out": 35.0}  # chargeback delay; other scenarios: 12 days
 _DEFAULT_REPORT_MEDIAN_DAYS = 12.0
 _MAX_REPORT_DAYS = 90
-
-
-@dataclass(frozen=True, slots=True)
-class LabelRecord:
-    """A late verdict on one transaction, as it arrives on the labels topic."""
-
-    transaction_id: str
-    card_id: str
-    merchant_id: str
-    label: str  # FRAUD or GENUINE
-    event_time_ms: int  # the labelled transaction's
-    reported_at_ms: int
-
-    @property
-    def key(self) -> bytes:
-        """The card token, like the transactions' key (one card's records stay together)."""
-        return self.card_id.encode()
-
-    def wire(self) -> dict[str, object]:
-        """The labels topic's JSON record, times in RFC 3339 UTC."""
-        return {
-            "transaction_id": self.transaction_id,
-            "card_id": self.card_id,
-            "merchant_id": self.merchant_id,
-            "label": self.label,
-            "event_time": _format_event_time(self.event_time_ms, _RFC3339_Z, 0),
-            "reported_at": _format_event_time(self.reported_at_ms, _RFC3339_Z, 0),
-        }
 
 
 class Labeller:

@@ -10,15 +10,13 @@ import pytest
 from features.pan import contains_pan
 from features.transaction import Transaction
 from features.validation import Reason, Rejection, decode_transaction
+from models.label import FRAUD, GENUINE, LabelRecord
 from models.synthetic import (
     BURST_SCENARIOS,
     DAY_MS,
     DEFAULT_START_MS,
-    FRAUD,
-    GENUINE,
     SCENARIOS,
     Labeller,
-    LabelRecord,
     SyntheticTransaction,
     encode_record,
     generate,
