@@ -703,7 +703,7 @@ def _arrivals(drafts: Iterator[_Draft], rng: Random, max_delay_ms: int) -> Itera
 
 
 def generate(
-    count: int,
+    count: int | None,
     *,
     cards: int,
     seed: int,
@@ -712,14 +712,19 @@ def generate(
     max_out_of_orderness_ms: int = 4000,
     fraud_rate: float = 0.01,
     scenarios: tuple[str, ...] = BURST_SCENARIOS,
+    until_ms: int | None = None,
 ) -> Iterator[SyntheticTransaction]:
     """``count`` transactions over ``cards`` cards in arrival order; see the module docstring.
 
-    The default ``scenarios`` are those that play out within minutes: the default rate of 200
-    events/s covers minutes of event time, in which the others would hardly show.
+    With ``until_ms``, only records with an event time before it (``count`` may then be
+    None: all of them). The default ``scenarios`` are those that play out within minutes: the
+    default rate of 200 events/s covers minutes of event time, in which the others would
+    hardly show.
     """
-    if count < 0:
-        raise ValueError(f"count must not be negative, not {count}")
+    if (count is None and until_ms is None) or (count is not None and count < 0):
+        raise ValueError(f"need a count >= 0 or an end time, not {count} and {until_ms}")
+    if max_out_of_orderness_ms < 0:
+        raise ValueError(f"the out-of-orderness bound must be >= 0, not {max_out_of_orderness_ms}")
     traffic = _Traffic(
         cards=cards,
         seed=seed,
@@ -728,7 +733,9 @@ def generate(
         fraud_rate=fraud_rate,
         scenarios=scenarios,
     )
-    return _stream(traffic.drafts(count), seed, max_out_of_orderness_ms)
+    rng = Random(f"fraudscore.synthetic/{seed}/arrival")
+    drafts = traffic.drafts(count, until_ms)
+    return _transactions(_arrivals(drafts, rng, max_out_of_orderness_ms), seed)
 
 
 def simulate(
@@ -741,33 +748,24 @@ def simulate(
     max_out_of_orderness_ms: int = 4000,
     fraud_rate: float = 0.005,
 ) -> Iterator[SyntheticTransaction]:
-    """``days`` of traffic of ``cards`` cards, in arrival order; see the module docstring.
+    """``days`` of traffic of ``cards`` cards, with every scenario, in arrival order.
 
     A card makes ``per_card_daily`` purchases a day on average (busy cards more, quiet ones
     fewer), plus follow-ups; every record's event time is before ``start_ms + days``.
     """
     if days <= 0 or per_card_daily <= 0:
         raise ValueError(f"need days > 0 and per_card_daily > 0, not {days}, {per_card_daily}")
-    events_per_second = cards * per_card_daily / 86_400
-    traffic = _Traffic(
+    return generate(
+        None,
         cards=cards,
         seed=seed,
         start_ms=start_ms,
-        events_per_second=events_per_second,
+        events_per_second=cards * per_card_daily / 86_400,
+        max_out_of_orderness_ms=max_out_of_orderness_ms,
         fraud_rate=fraud_rate,
         scenarios=SCENARIOS,
+        until_ms=start_ms + int(days * DAY_MS),
     )
-    end_ms = start_ms + int(days * DAY_MS)
-    return _stream(traffic.drafts(None, end_ms), seed, max_out_of_orderness_ms)
-
-
-def _stream(
-    drafts: Iterator[_Draft], seed: int, max_out_of_orderness_ms: int
-) -> Iterator[SyntheticTransaction]:
-    if max_out_of_orderness_ms < 0:
-        raise ValueError(f"the out-of-orderness bound must be >= 0, not {max_out_of_orderness_ms}")
-    rng = Random(f"fraudscore.synthetic/{seed}/arrival")
-    return _transactions(_arrivals(drafts, rng, max_out_of_orderness_ms), seed)
 
 
 def _transactions(drafts: Iterator[_Draft], seed: int) -> Iterator[SyntheticTransaction]:

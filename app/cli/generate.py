@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from aiokafka.errors import KafkaError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from app.cli.console import catch_errors, console, stdout
-from app.errors import BrokerError
+from app.cli.savepoint import broker_errors
 from app.generate import DatasetSpec, GenerateResult, generate_dataset
 from app.settings import get_settings
 from models.synthetic import DAY_MS, DEFAULT_START_MS
@@ -59,15 +58,10 @@ def generate(
         def advance(newest_ms: int) -> None:
             progress.update(task, completed=(newest_ms - DEFAULT_START_MS) / DAY_MS)
 
-        try:
+        with broker_errors(settings):
             result = asyncio.run(
                 generate_dataset(settings, spec, out, kafka=kafka, on_progress=advance)
             )
-        except KafkaError as exc:
-            raise BrokerError(
-                f"cannot produce to Kafka at {settings.kafka_bootstrap}: {exc}; "
-                "is it running? (`fraudscore kafka up`)"
-            ) from exc
     stdout.print(_summary(result), highlight=False, soft_wrap=True)
 
 
