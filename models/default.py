@@ -1,20 +1,22 @@
 """The default model: gradient-boosted trees trained on synthetic traffic, in memory.
 
-Until the model registry exists the worker trains this model at start-up, so training is
-deterministic (same arguments → bit-identical predictions, in any process) and quick.
+The worker trains this model at start-up unless ``FRAUDSCORE_MODEL_PATH`` names an artefact
+of ``fraudscore train`` (:mod:`models.training`), so training is deterministic (same
+arguments → bit-identical predictions, in any process) and quick.
 
 Training data goes through exactly the serving path, so there is no training/serving skew:
-wire JSON → :func:`features.validation.decode_transaction` → :func:`features.card.observe`
-per card in arrival order → feature vector. The synthetic traffic has the per-card density of
+:func:`models.pipeline.featurize` (decode, then :func:`features.card.observe` per card in
+arrival order) → feature vector. The synthetic traffic has the per-card density of
 :data:`models.synthetic.DEFAULT_CARDS` cards at 200 events/s (fewer cards at a lower event
 rate: the same features, cheaper to generate) and a raised fraud rate, for more positives.
 Half the genuine rows are then dropped at random (seeded), which keeps the fit fast, and fraud
 rows are weighted up as if fraud were :data:`FRAUD_PRIOR` (10 %) of the traffic. Full 50/50
 balancing would push scores up so far that the policy's 0.5 review threshold flags ~5 % of
-genuine traffic; at 10 % it flags ~1.1 % while still catching ~87 % of fraud (held-out
-synthetic traffic at 1 % fraud, feature schema 2). Each split tries a seeded 20 % of the
-features (:data:`MAX_FEATURES`): on the 32 features of schema 2 that keeps training under
-~4 s, for an average precision within ~0.03 of trying them all.
+genuine traffic; at 10 % it flags ~1.1 % while still catching ~80 % of fraud (held-out
+synthetic traffic at 1 % fraud, seed 1234, feature schema 2, generator with seasonality).
+Each split tries a seeded 20 % of the features (:data:`MAX_FEATURES`): on the 32 features of
+schema 2 that keeps training under ~4 s, for an average precision within ~0.03 of trying them
+all.
 """
 
 from __future__ import annotations
