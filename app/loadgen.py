@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from app.settings import FraudscoreSettings
 from models.synthetic import encode_record, generate, malformed_records
-from sinks.kafka import client_options, ensure_topics
+from sinks.kafka import bulk_producer, ensure_topics
 
 MAX_BATCH = 1000  # records sent before waiting for their acknowledgements
 BATCH_SECONDS = 0.02  # at a given rate, a batch holds this much time's worth of records
@@ -95,14 +95,12 @@ async def produce(
     if topic is not None and topic != settings.input_topic:
         settings = settings.model_copy(update={"input_topic": topic})
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(
-        **client_options(settings), acks="all", linger_ms=5, enable_idempotence=True
-    )
+    producer = bulk_producer(settings)
     await producer.start()
     started = time.monotonic()
     try:
         records = outgoing(count, cards=cards, seed=seed, malformed=malformed)
-        valid, fraud, bad = await _send_paced(
+        valid, fraud, bad = await send_paced(
             producer, settings.input_topic, records, rate, on_progress
         )
     finally:
@@ -110,7 +108,7 @@ async def produce(
     return LoadgenResult(settings.input_topic, valid, fraud, bad, time.monotonic() - started)
 
 
-async def _send_paced(
+async def send_paced(
     producer: AIOKafkaProducer,
     topic: str,
     records: Iterator[Outgoing],

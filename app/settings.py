@@ -38,6 +38,10 @@ class FraudscoreSettings(BaseSettings):
         default="fraudscore.card-state.changelog",
         description="Compacted changelog of per-card state; one partition per input partition",
     )
+    labels_topic: str = Field(
+        default="labels",
+        description="Late verdicts on transactions (chargebacks, reviews), keyed by card token",
+    )
     group_id: str = Field(default="fraudscore", description="Consumer group of the workers")
     service_name: str = Field(
         default="fraudscore", description="Prefix of the workers' transactional ids"
@@ -94,6 +98,13 @@ class FraudscoreSettings(BaseSettings):
     )
     decline_threshold: float = Field(
         default=0.85, ge=0.0, le=1.0, description="Score at which to DECLINE"
+    )
+
+    # --- Model -------------------------------------------------------------------------------
+    model_path: Path | None = Field(
+        default=None,
+        description="Directory of a model artefact written by `fraudscore train` for the worker "
+        "to load; unset: train the built-in default model at start (about 4 s)",
     )
 
     # --- Local files ----------------------------------------------------------------------

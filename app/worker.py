@@ -29,6 +29,7 @@ from app.checkpoint import Checkpointer, CheckpointError, ClientsBrokenError
 from app.failpoint import Failpoints
 from app.partition import PartitionTask
 from app.settings import FraudscoreSettings
+from models.artefact import load_artefact
 from models.default import train_default_model
 from models.pipeline import Pipeline
 from models.policy import Policy
@@ -247,8 +248,11 @@ def _retry(call: Callable[[], T]) -> T:
 
 
 def build_pipeline(settings: FraudscoreSettings) -> Pipeline:
-    """The scoring pipeline the worker runs: the default model until the registry lands."""
-    scorer = train_default_model()
+    """The scoring pipeline the worker runs: the artefact at ``model_path`` if set (refused if
+    made for other features), else the default model, trained in memory at start."""
+    scorer = (
+        train_default_model() if settings.model_path is None else load_artefact(settings.model_path)
+    )
     policy = Policy(
         review_threshold=settings.review_threshold,
         decline_threshold=settings.decline_threshold,

@@ -5,9 +5,13 @@ subclass it; each package keeps its own errors in its own ``errors.py``:
     ├── StateVersionError                features/errors.py card state of an unreadable version
     ├── TopicError                       sinks/errors.py   a topic is missing or mis-shaped
     ├── StateError                       sinks/errors.py   local state cannot be used
+    ├── DatasetError                     sinks/errors.py   a dataset directory cannot be read
     ├── BrokerError                      app/errors.py     local Kafka cannot be fetched/started
     │   └── MissingToolError             app/errors.py     java or mvn is not installed
     ├── SavepointError                   app/errors.py     a savepoint cannot be taken or imported
+    ├── ModelError                       models/errors.py  a model cannot be trained or loaded
+    │   ├── TrainingError                models/errors.py  too little data, or no fraud labelled
+    │   └── ArtefactError                models/errors.py  artefact damaged, unsafe or mismatched
     └── ...
 
 Every error says what went wrong and what to do about it. The CLI turns them into a message

@@ -1,20 +1,22 @@
 """The default model: gradient-boosted trees trained on synthetic traffic, in memory.
 
-Until the model registry exists the worker trains this model at start-up, so training is
-deterministic (same arguments → bit-identical predictions, in any process) and quick.
+The worker trains this model at start-up unless ``FRAUDSCORE_MODEL_PATH`` names an artefact
+of ``fraudscore train`` (:mod:`models.training`), so training is deterministic (same
+arguments → bit-identical predictions, in any process) and quick.
 
 Training data goes through exactly the serving path, so there is no training/serving skew:
-wire JSON → :func:`features.validation.decode_transaction` → :func:`features.card.observe`
-per card in arrival order → feature vector. The synthetic traffic has the per-card density of
+:func:`models.pipeline.featurize` (decode, then :func:`features.card.observe` per card in
+arrival order) → feature vector. The synthetic traffic has the per-card density of
 :data:`models.synthetic.DEFAULT_CARDS` cards at 200 events/s (fewer cards at a lower event
 rate: the same features, cheaper to generate) and a raised fraud rate, for more positives.
 Half the genuine rows are then dropped at random (seeded), which keeps the fit fast, and fraud
 rows are weighted up as if fraud were :data:`FRAUD_PRIOR` (10 %) of the traffic. Full 50/50
 balancing would push scores up so far that the policy's 0.5 review threshold flags ~5 % of
-genuine traffic; at 10 % it flags ~1.1 % while still catching ~87 % of fraud (held-out
-synthetic traffic at 1 % fraud, feature schema 2). Each split tries a seeded 20 % of the
-features (:data:`MAX_FEATURES`): on the 32 features of schema 2 that keeps training under
-~4 s, for an average precision within ~0.03 of trying them all.
+genuine traffic; at 10 % it flags ~1.1 % while still catching ~80 % of fraud (held-out
+synthetic traffic at 1 % fraud, seed 1234, feature schema 2, generator with seasonality).
+Each split tries a seeded 20 % of the features (:data:`MAX_FEATURES`): on the 32 features of
+schema 2 that keeps training under ~4 s, for an average precision within ~0.03 of trying them
+all.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from random import Random
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
 
-from features.card import DEFAULT_PARAMS, FEATURE_NAMES, CardState, FeatureParams, FeatureVector
-from features.card import observe as observe_card
-from features.validation import Rejection, decode_transaction
+from features.card import DEFAULT_PARAMS, FEATURE_NAMES, FeatureParams, FeatureVector
+from models.pipeline import MemoryCardStore, SourceRecord
+from models.pipeline import featurize as featurize_records
 from models.scorer import Scorer
 from models.synthetic import DEFAULT_CARDS, SyntheticTransaction, encode_record, generate
 
@@ -47,19 +49,19 @@ _MAX_RECORD_BYTES = 8192  # synthetic records are a few hundred bytes
 def featurize(
     items: Iterable[SyntheticTransaction], params: FeatureParams = DEFAULT_PARAMS
 ) -> tuple[list[FeatureVector], list[int]]:
-    """Feature vectors (as the worker computes them) and labels (1 = fraud), in order."""
-    states: dict[str, CardState] = {}
-    vectors: list[FeatureVector] = []
-    labels: list[int] = []
-    for item in items:
-        txn = decode_transaction(encode_record(item.record), max_bytes=_MAX_RECORD_BYTES)
-        if isinstance(txn, Rejection):
-            raise ValueError(f"synthetic record rejected: {txn.reason}: {txn.detail}")
-        state, vector = observe_card(states.get(txn.card_id), txn, params)
-        states[txn.card_id] = state
-        vectors.append(vector)
-        labels.append(0 if item.scenario is None else 1)
-    return vectors, labels
+    """Feature vectors (the worker's :func:`models.pipeline.featurize`) and labels (1 = fraud)."""
+    items = list(items)
+    records = (
+        SourceRecord("synthetic", 0, offset, item.key, encode_record(item.record))
+        for offset, item in enumerate(items)
+    )
+    accepted, rejected = featurize_records(
+        records, MemoryCardStore(), max_record_bytes=_MAX_RECORD_BYTES, params=params
+    )
+    if rejected:
+        reason = rejected[0].rejection
+        raise ValueError(f"synthetic record rejected: {reason.reason}: {reason.detail}")
+    return [vector for _, _, vector in accepted], [int(i.scenario is not None) for i in items]
 
 
 def _fit_rows(

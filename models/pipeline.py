@@ -10,7 +10,7 @@ record headers, so the decision records themselves are byte-identical on replay.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -137,6 +137,34 @@ def _decode(record: SourceRecord, max_bytes: int) -> Transaction | Rejection:
     return decoded
 
 
+Featurized = tuple[SourceRecord, Transaction, FeatureVector]
+
+
+def featurize(
+    records: Iterable[SourceRecord],
+    store: CardStore,
+    *,
+    max_record_bytes: int,
+    params: FeatureParams = DEFAULT_PARAMS,
+) -> tuple[list[Featurized], list[DeadLetter]]:
+    """Decode and apply each record in order: the worker's feature step, also training's.
+
+    Returns the accepted records with their transaction and feature vector, and the rejected
+    ones as dead letters.
+    """
+    accepted: list[Featurized] = []
+    dead_letters: list[DeadLetter] = []
+    for record in records:
+        decoded = _decode(record, max_record_bytes)
+        if isinstance(decoded, Rejection):
+            dead_letters.append(DeadLetter(record, decoded))
+            continue
+        state, vector = observe(store.get(decoded.card_id), decoded, params)
+        store.put(decoded.card_id, state)
+        accepted.append((record, decoded, vector))
+    return accepted, dead_letters
+
+
 @dataclass(frozen=True, slots=True)
 class Pipeline:
     scorer: Scorer
@@ -146,23 +174,17 @@ class Pipeline:
 
     def run(self, records: Sequence[SourceRecord], store: CardStore) -> BatchResult:
         """Process one batch of one partition, in offset order, against ``store``."""
-        result = BatchResult()
-        accepted: list[tuple[SourceRecord, Transaction, FeatureVector]] = []
-        for record in records:
-            decoded = _decode(record, self.max_record_bytes)
-            if isinstance(decoded, Rejection):
-                result.dead_letters.append(DeadLetter(record, decoded))
-                continue
-            state, vector = observe(store.get(decoded.card_id), decoded, self.params)
-            store.put(decoded.card_id, state)
-            accepted.append((record, decoded, vector))
+        accepted, dead_letters = featurize(
+            records, store, max_record_bytes=self.max_record_bytes, params=self.params
+        )
+        result = BatchResult(dead_letters=dead_letters)
         scores = self.scorer.score_batch([vector for _, _, vector in accepted])
         result.decisions.extend(self._decisions(accepted, scores))
         return result
 
     def _decisions(
         self,
-        accepted: list[tuple[SourceRecord, Transaction, FeatureVector]],
+        accepted: list[Featurized],
         scores: list[float],
     ) -> Iterator[tuple[bytes, DecisionRecord]]:
         for (record, txn, vector), score in zip(accepted, scores, strict=True):

@@ -1,24 +1,44 @@
-"""Deterministic synthetic card traffic: genuine spending plus labelled fraud scenarios.
+"""Deterministic synthetic card traffic: genuine spending, labelled fraud scenarios, late labels.
 
-:func:`generate` yields records in the *wire* format (what a producer puts on the input topic),
-in arrival order, each with its card-token key, its fraud label and its event time. The same
-arguments always give byte-identical output: every random draw comes from ``random.Random``
-instances seeded from ``seed``; nothing reads the clock or global state.
+:func:`generate` yields ``count`` records in the *wire* format (what a producer puts on the input
+topic), in arrival order, each with its card-token key, its fraud scenario and its event time;
+:func:`simulate` yields the same kind of records for a span of ``days`` at a realistic number of
+transactions per card and day. :class:`Labeller` turns transactions into the label records that
+arrive later (chargebacks, analyst verdicts). The same arguments always give byte-identical
+output: every random draw comes from ``random.Random`` instances seeded from ``seed``; nothing
+reads the clock or global state.
 
-Genuine traffic: each card has a home city (which fixes its currency and time zone), a spending
-level, favourite merchants from its city's merchant pool, one or two devices and active hours.
-Event times advance by exponential gaps (``events_per_second`` of *event* time, not of wall
-time); now and then a card makes a follow-up purchase a little later.
+Genuine traffic: each card has a home city (which fixes its currency, time zone and the
+merchants it shops at), a spending level and spread (a lognormal amount around each category's
+median), favourite merchants and so categories (Zipf-weighted), one or two devices, active
+hours and an activity level. Event times advance by exponential gaps whose rate follows daily
+and weekly seasonality: each city's local hour of day (quiet at night, peaks at lunch and in
+the evening) and day of the week (busier Friday and Saturday, quieter Sunday), weighted by
+the activity of the cards that live there (:func:`seasonality`; its weekly mean is 1, so
+``events_per_second`` is the long-run rate). The card that pays is drawn the same way: a
+city by its current weight, then a card of that city by activity, mostly one within its
+active hours. Now and then a card makes a follow-up purchase a little later.
 
-Fraud scenarios (the ``scenario`` label; about ``fraud_rate`` of all records):
+Fraud scenarios (the ``scenario`` label; about ``fraud_rate`` of all records in the long run):
 
 - ``card_testing``: 5-20 tiny online amounts (0.50-5.00) at as many merchants within a minute;
 - ``account_takeover``: a new device far from home, 3-6 high amounts within minutes;
-- ``gift_card_cashout``: 4-8 round hundreds at one or two gift-card sellers within two minutes.
+- ``gift_card_cashout``: 4-8 round hundreds at one or two gift-card sellers within two minutes;
+- ``compromised_merchant``: a merchant's terminal is skimmed for 1-7 days; 3-8 of its customers
+  shop there (genuine purchases) and each of them later (2-30 days) sees 1-4 card-not-present
+  purchases of a few hundred at online merchants, often from the fraud ring's one device;
+- ``bust_out``: the card holder runs the card up before defaulting: for 2-5 days, 3-8
+  purchases a day at several times the card's normal amounts, at home, on the usual device.
 
-Per-card event density is ``events_per_second / cards`` (activity is skewed: some cards are
-busy). Realistic velocity features need many cards: at 200 events/s, tens of thousands
-(:data:`DEFAULT_CARDS`); with a few hundred cards every card shops like a bot.
+The last two unfold over days and weeks of event time: a short run (the load generator's
+default covers minutes) contains few of their records or none.
+
+Labels (:class:`Labeller`): 95 % of fraud is reported, as a chargeback, with a lognormal delay
+(median 12 days, bust-out 35 days: it surfaces at the default), between 1 and 90 days; 2 % of
+genuine transactions get a "genuine" verdict (a customer confirmed it after a review) within
+1 hour to 5 days. Every other transaction is never labelled: training reads no label as
+genuine, so fraud not reported by the cut-off is a genuine row; that is the label noise real
+chargeback data has, and why the out-of-time evaluation leaves a gap before its test period.
 
 :func:`malformed_records` makes invalid inputs, each with the reason code the validator gives.
 """
@@ -37,10 +57,19 @@ from random import Random
 import msgspec
 
 from features.validation import Reason
+from models.label import FRAUD, GENUINE, LabelRecord
 
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 DEFAULT_CARDS = 50_000
-SCENARIOS: tuple[str, ...] = ("card_testing", "account_takeover", "gift_card_cashout")
+SCENARIOS: tuple[str, ...] = (
+    "card_testing",
+    "account_takeover",
+    "gift_card_cashout",
+    "compromised_merchant",
+    "bust_out",
+)
+BURST_SCENARIOS = SCENARIOS[:3]  # the ones that play out within minutes
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +167,24 @@ _CITY_POOL = 401  # merchants per city; prime, so every stride walks distinct me
 _ONLINE_POOL = 307
 _ZIPF_CUM = tuple(tuple(accumulate(1.0 / rank for rank in range(1, n + 1))) for n in range(16))
 _FOLLOW_UP_P = 0.12  # a genuine purchase is followed by another one on the same card
-_SCENARIO_WEIGHTS = (0.3, 0.4, 0.3)  # card_testing, account_takeover, gift_card_cashout
-_MEAN_EPISODE = 12.5 * 0.3 + 4.5 * 0.4 + 6.0 * 0.3  # mean records per fraud episode
+# Per scenario: its weight among fraud episodes, and the mean fraud records of an episode.
+_EPISODES = {
+    "card_testing": (0.2, 12.5),
+    "account_takeover": (0.3, 4.5),
+    "gift_card_cashout": (0.15, 6.0),
+    "compromised_merchant": (0.15, 5.5 * 2.5),
+    "bust_out": (0.2, 3.5 * 5.5),
+}
+# Seasonality in a city's local time: relative volume by hour of day, and by day of the week
+# (Monday first). Both average 1; their product is the local factor.
+_HOURLY_VOLUME = (0.15, 0.1, 0.08, 0.07, 0.1, 0.25, 0.55, 0.9, 1.15, 1.2, 1.3, 1.45,
+                  1.7, 1.55, 1.35, 1.3, 1.4, 1.6, 1.75, 1.65, 1.35, 1.0, 0.65, 0.35)  # fmt: skip
+_HOURLY = tuple(volume * 24 / sum(_HOURLY_VOLUME) for volume in _HOURLY_VOLUME)
+_WEEKDAY = (0.95, 0.95, 1.0, 1.0, 1.12, 1.15, 0.83)
+_HOURS_PER_WEEK = 168
+_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday
+_COMPROMISE_MCCS = ("5732", "5691", "5944", "4829", "5815")  # what stolen card data buys
+_BUST_OUT_MCCS = ("5732", "5944", "5311", "5691")
 _LETTER_TABLE = bytes(ord("a") + byte % 26 for byte in range(256))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_MS, _RFC3339_Z, _RFC3339_OFFSET = 0, 1, 2  # the event_time encodings
@@ -154,9 +199,47 @@ class _Merchant:
     lon: float | None
 
 
+def _local_slot(event_time_ms: int, utc_offset_min: int) -> tuple[int, int]:
+    """(local hour of day, local weekday with Monday = 0) of an instant."""
+    hours = (event_time_ms + utc_offset_min * 60_000) // 3_600_000
+    return hours % 24, (hours // 24 + _EPOCH_WEEKDAY) % 7
+
+
+def _local_factor(city: _City, event_time_ms: int) -> float:
+    hour, weekday = _local_slot(event_time_ms, city.utc_offset_min)
+    return _HOURLY[hour] * _WEEKDAY[weekday]
+
+
+def _week_slot(event_time_ms: int) -> int:
+    """The UTC hour of the week (every city's offset is whole hours, so it fixes local time)."""
+    return (event_time_ms // 3_600_000 + _EPOCH_WEEKDAY * 24) % _HOURS_PER_WEEK
+
+
+def seasonality(event_time_ms: int, city_weights: tuple[float, ...] | None = None) -> float:
+    """Traffic volume at ``event_time_ms`` relative to the weekly mean (which is 1).
+
+    ``city_weights`` (in the order of the home cities) default to the cities' shares of cards.
+    """
+    weights = city_weights or tuple(city.weight for city in _HOME_CITIES)
+    return _seasonal_table(weights)[_week_slot(event_time_ms)][0]
+
+
+def _seasonal_table(weights: tuple[float, ...]) -> list[tuple[float, tuple[float, ...]]]:
+    """Per UTC hour of the week: (volume factor, cumulative city weights of that hour)."""
+    total = sum(weights)
+    rows = []
+    for slot in range(_HOURS_PER_WEEK):
+        t = (slot - _EPOCH_WEEKDAY * 24) * 3_600_000
+        parts = [w * _local_factor(city, t) for w, city in zip(weights, _HOME_CITIES, strict=True)]
+        rows.append((sum(parts) / total, tuple(accumulate(parts))))
+    mean = sum(factor for factor, _ in rows) / _HOURS_PER_WEEK
+    return [(factor / mean, cum) for factor, cum in rows]
+
+
 @dataclass(frozen=True, slots=True)
 class _Card:
     token: str
+    home: int  # index of its city in _HOME_CITIES
     city: _City
     spend: float  # multiplier of category medians
     sigma: float  # lognormal spread of amounts
@@ -257,29 +340,67 @@ class _Traffic:
     """Event-time-ordered drafts: genuine traffic with fraud episodes planned into it."""
 
     def __init__(
-        self, *, cards: int, seed: int, start_ms: int, events_per_second: float, fraud_rate: float
+        self,
+        *,
+        cards: int,
+        seed: int,
+        start_ms: int,
+        events_per_second: float,
+        fraud_rate: float,
+        scenarios: tuple[str, ...],
     ) -> None:
+        if cards < 1 or events_per_second <= 0:
+            raise ValueError(f"need cards >= 1 and a positive event rate, not {cards} cards")
+        if not 0.0 <= fraud_rate < 1.0:
+            raise ValueError(f"fraud_rate must be in [0, 1), not {fraud_rate}")
+        if not scenarios or not set(scenarios) <= set(SCENARIOS):
+            raise ValueError(f"scenarios must be some of {SCENARIOS}, not {scenarios}")
         self._seed = seed
-        self._rng = Random(f"fraudscore.synthetic/{seed}")
+        rng = self._rng = Random(f"fraudscore.synthetic/{seed}")
         self._start_ms = start_ms
-        self._rate_per_ms = events_per_second / 1000.0
+        self._scenarios = scenarios
+        self._scenario_weights = [_EPISODES[s][0] for s in scenarios]
+        mean_episode = sum(w * n for w, n in (_EPISODES[s] for s in scenarios)) / sum(
+            self._scenario_weights
+        )
         genuine_per_event = 1.0 / (1.0 - _FOLLOW_UP_P)
-        self._episode_p = fraud_rate / (1.0 - fraud_rate) * genuine_per_event / _MEAN_EPISODE
-        self._activity = tuple(accumulate(self._rng.lognormvariate(0.0, 1.0) for _ in range(cards)))
+        self._episode_p = fraud_rate / (1.0 - fraud_rate) * genuine_per_event / mean_episode
+        activity = [rng.lognormvariate(0.0, 1.0) for _ in range(cards)]
+        self._city_of = [_weighted_index(rng, _HOME_CUM) for _ in range(cards)]
+        self._residents: list[list[int]] = [[] for _ in _HOME_CITIES]  # card indexes per city
+        for index, city in enumerate(self._city_of):
+            self._residents[city].append(index)
+        self._resident_activity = [
+            tuple(accumulate(activity[i] for i in members)) for members in self._residents
+        ]
+        self._season = _seasonal_table(tuple(sum(activity[i] for i in m) for m in self._residents))
+        self._peak = max(factor for factor, _ in self._season)
+        self._peak_rate_per_ms = events_per_second / 1000.0 * self._peak
         self._cards: dict[int, _Card] = {}
         self._pools: dict[str, tuple[_Merchant, ...]] = {}
         self._pending: list[tuple[int, int, _Draft]] = []
         self._planned = 0
 
-    def drafts(self, count: int) -> Iterator[_Draft]:
-        """``count`` drafts in non-decreasing event time."""
-        next_ms = float(self._start_ms)
-        for _ in range(count):
+    def drafts(self, count: int | None, end_ms: int | None = None) -> Iterator[_Draft]:
+        """Drafts in non-decreasing event time: ``count`` of them, or all before ``end_ms``."""
+        next_ms, produced = float(self._start_ms), 0
+        while count is None or produced < count:
             if self._pending and self._pending[0][0] <= next_ms:
                 yield heappop(self._pending)[2]
-                continue
-            yield self._step(int(next_ms))
-            next_ms += self._rng.expovariate(self._rate_per_ms)
+            elif end_ms is not None and next_ms >= end_ms:
+                return
+            else:
+                yield self._step(int(next_ms))
+                next_ms = self._next_time(next_ms)
+            produced += 1
+
+    def _next_time(self, t: float) -> float:
+        """The next event time: a Poisson process thinned to the seasonal rate."""
+        rng = self._rng
+        while True:
+            t += rng.expovariate(self._peak_rate_per_ms)
+            if rng.random() * self._peak < self._season[_week_slot(int(t))][0]:
+                return t
 
     def _step(self, t: int) -> _Draft:
         rng = self._rng
@@ -297,12 +418,14 @@ class _Traffic:
             heappush(self._pending, (draft.event_time_ms, self._planned, draft))
 
     def _pick_card(self, t: int) -> _Card:
-        """A card by activity, mostly one within its active hours."""
-        random, activity = self._rng.random, self._activity
+        """A card of a city weighted by its local season, by activity, mostly an active one."""
+        rng = self._rng
+        city = _weighted_index(rng, self._season[_week_slot(t)][1])
+        residents, activity = self._residents[city], self._resident_activity[city]
         card = None
         for _ in range(3):
-            card = self._card(_weighted_index(self._rng, activity))
-            if card.is_active(t) or random() < 0.25:
+            card = self._card(residents[_weighted_index(rng, activity)])
+            if card.is_active(t) or rng.random() < 0.25:
                 break
         assert card is not None
         return card
@@ -312,16 +435,17 @@ class _Traffic:
     def _card(self, index: int) -> _Card:
         card = self._cards.get(index)
         if card is None:
-            card = self._cards[index] = self._make_card()
+            card = self._cards[index] = self._make_card(self._city_of[index])
         return card
 
-    def _make_card(self) -> _Card:
+    def _make_card(self, home: int) -> _Card:
         """A new card profile, drawn when the card first transacts."""
         rng = self._rng
         random = rng.random
-        city = _HOME_CITIES[_weighted_index(rng, _HOME_CUM)]
+        city = _HOME_CITIES[home]
         return _Card(
             token="tok_" + _letters(rng, 20),
+            home=home,
             city=city,
             spend=rng.lognormvariate(0.0, 0.45),
             sigma=0.35 + 0.45 * random(),
@@ -367,8 +491,21 @@ class _Traffic:
             merchant = card.merchants[_weighted_index(rng, _ZIPF_CUM[len(card.merchants)])]
         else:
             merchant = rng.choice(self._pool(card.city if where < 0.98 else None))
+        return self._purchase(t, card, merchant)
+
+    def _purchase(
+        self,
+        t: int,
+        card: _Card,
+        merchant: _Merchant,
+        *,
+        boost: float = 1.0,
+        scenario: str | None = None,
+    ) -> _Draft:
+        """The card holder's own purchase at ``merchant``: ``boost`` times their usual level."""
+        rng = self._rng
         currency = card.city.currency if rng.random() < 0.97 else rng.choice(("USD", "EUR", "GBP"))
-        amount = merchant.median_usd * card.spend * rng.lognormvariate(0.0, card.sigma)
+        amount = merchant.median_usd * card.spend * boost * rng.lognormvariate(0.0, card.sigma)
         device = rng.random()
         located = merchant.lat is not None and rng.random() < 0.95
         return _Draft(
@@ -386,6 +523,7 @@ class _Traffic:
             lat=merchant.lat if located else None,
             lon=merchant.lon if located else None,
             time_encoding=self._time_encoding(),
+            scenario=scenario,
         )
 
     def _time_encoding(self) -> int:
@@ -396,12 +534,14 @@ class _Traffic:
 
     def _episode(self, t: int) -> list[_Draft]:
         rng = self._rng
-        victim = self._card(rng.randrange(len(self._activity)))
-        scenario = rng.choices(SCENARIOS, weights=_SCENARIO_WEIGHTS)[0]
+        victim = self._card(rng.randrange(len(self._city_of)))
+        scenario = rng.choices(self._scenarios, weights=self._scenario_weights)[0]
         plans: dict[str, Callable[[int, _Card], list[_Draft]]] = {
             "card_testing": self._card_testing,
             "account_takeover": self._account_takeover,
             "gift_card_cashout": self._gift_card_cashout,
+            "compromised_merchant": self._compromised_merchant,
+            "bust_out": self._bust_out,
         }
         return plans[scenario](t, victim)
 
@@ -486,6 +626,61 @@ class _Traffic:
             )
         return drafts
 
+    def _compromised_merchant(self, t: int, first_victim: _Card) -> list[_Draft]:
+        """Customers of a skimmed merchant (genuine purchases), defrauded days to weeks later."""
+        rng = self._rng
+        merchant = rng.choice(self._pool(first_victim.city))
+        window_ms = rng.uniform(1, 7) * DAY_MS
+        ring_device = "dev_" + _letters(rng, 16)
+        neighbours = self._residents[first_victim.home]
+        others = [self._card(rng.choice(neighbours)) for _ in range(rng.randint(2, 7))]
+        drafts = []
+        for victim in (first_victim, *others):
+            skimmed = t + int(rng.uniform(0, window_ms))
+            drafts.append(self._purchase(skimmed, victim, merchant))
+            when = skimmed + int(rng.uniform(2, 30) * DAY_MS)
+            for _ in range(rng.randint(1, 4)):
+                drafts.append(self._card_not_present(when, victim, ring_device))
+                when += int(rng.expovariate(1 / 21_600_000))  # hours apart (mean 6 h)
+        return drafts
+
+    def _card_not_present(self, t: int, card: _Card, ring_device: str) -> _Draft:
+        """A fraudster's online purchase with stolen card data, at a shop new to the card."""
+        rng = self._rng
+        category = _BY_MCC[rng.choice(_COMPROMISE_MCCS)]
+        amount = min(3000.0, category.median_usd * rng.lognormvariate(math.log(3.0), 0.5))
+        currency = card.city.currency
+        return _Draft(
+            event_time_ms=t,
+            card=card,
+            merchant_id="m_" + _letters(rng, 12),
+            mcc=category.mcc,
+            currency=currency,
+            amount_minor=_usd_minor(amount, currency),
+            device_id=ring_device if rng.random() < 0.7 else None,
+            lat=None,
+            lon=None,
+            time_encoding=self._time_encoding(),
+            scenario="compromised_merchant",
+        )
+
+    def _bust_out(self, t: int, card: _Card) -> list[_Draft]:
+        """Days of purchases at several times the card's usual amounts, by its holder."""
+        rng = self._rng
+        boost = rng.uniform(3.0, 8.0)
+        pool = self._pool(card.city)
+        big = [merchant for merchant in pool if merchant.mcc in _BUST_OUT_MCCS] or list(pool)
+        drafts = []
+        for day in range(rng.randint(2, 5)):
+            for _ in range(rng.randint(3, 8)):
+                when = t + day * DAY_MS + int(rng.uniform(0, 14 * 3_600_000))
+                favourite = rng.random() < 0.4
+                merchant = rng.choice(card.merchants if favourite else big)
+                drafts.append(
+                    self._purchase(when, card, merchant, boost=boost, scenario="bust_out")
+                )
+        return drafts
+
 
 def _arrivals(drafts: Iterator[_Draft], rng: Random, max_delay_ms: int) -> Iterator[_Draft]:
     """Drafts in arrival order: each is delayed by at most ``max_delay_ms`` of event time.
@@ -508,7 +703,7 @@ def _arrivals(drafts: Iterator[_Draft], rng: Random, max_delay_ms: int) -> Itera
 
 
 def generate(
-    count: int,
+    count: int | None,
     *,
     cards: int,
     seed: int,
@@ -516,21 +711,61 @@ def generate(
     events_per_second: float = 200.0,
     max_out_of_orderness_ms: int = 4000,
     fraud_rate: float = 0.01,
+    scenarios: tuple[str, ...] = BURST_SCENARIOS,
+    until_ms: int | None = None,
 ) -> Iterator[SyntheticTransaction]:
-    """``count`` transactions over ``cards`` cards in arrival order; see the module docstring."""
-    if count < 0 or cards < 1 or events_per_second <= 0 or max_out_of_orderness_ms < 0:
-        raise ValueError("need count >= 0, cards >= 1, events_per_second > 0, bound >= 0")
-    if not 0.0 <= fraud_rate < 1.0:
-        raise ValueError(f"fraud_rate must be in [0, 1), not {fraud_rate}")
+    """``count`` transactions over ``cards`` cards in arrival order; see the module docstring.
+
+    With ``until_ms``, only records with an event time before it (``count`` may then be
+    None: all of them). The default ``scenarios`` are those that play out within minutes: the
+    default rate of 200 events/s covers minutes of event time, in which the others would
+    hardly show.
+    """
+    if (count is None and until_ms is None) or (count is not None and count < 0):
+        raise ValueError(f"need a count >= 0 or an end time, not {count} and {until_ms}")
+    if max_out_of_orderness_ms < 0:
+        raise ValueError(f"the out-of-orderness bound must be >= 0, not {max_out_of_orderness_ms}")
     traffic = _Traffic(
         cards=cards,
         seed=seed,
         start_ms=start_ms,
         events_per_second=events_per_second,
         fraud_rate=fraud_rate,
+        scenarios=scenarios,
     )
     rng = Random(f"fraudscore.synthetic/{seed}/arrival")
-    return _transactions(_arrivals(traffic.drafts(count), rng, max_out_of_orderness_ms), seed)
+    drafts = traffic.drafts(count, until_ms)
+    return _transactions(_arrivals(drafts, rng, max_out_of_orderness_ms), seed)
+
+
+def simulate(
+    *,
+    cards: int,
+    days: float,
+    seed: int,
+    start_ms: int = DEFAULT_START_MS,
+    per_card_daily: float = 1.5,
+    max_out_of_orderness_ms: int = 4000,
+    fraud_rate: float = 0.005,
+) -> Iterator[SyntheticTransaction]:
+    """``days`` of traffic of ``cards`` cards, with every scenario, in arrival order.
+
+    A card makes ``per_card_daily`` purchases a day on average (busy cards more, quiet ones
+    fewer), plus follow-ups; every record's event time is before ``start_ms + days``.
+    """
+    if days <= 0 or per_card_daily <= 0:
+        raise ValueError(f"need days > 0 and per_card_daily > 0, not {days}, {per_card_daily}")
+    return generate(
+        None,
+        cards=cards,
+        seed=seed,
+        start_ms=start_ms,
+        events_per_second=cards * per_card_daily / 86_400,
+        max_out_of_orderness_ms=max_out_of_orderness_ms,
+        fraud_rate=fraud_rate,
+        scenarios=SCENARIOS,
+        until_ms=start_ms + int(days * DAY_MS),
+    )
 
 
 def _transactions(drafts: Iterator[_Draft], seed: int) -> Iterator[SyntheticTransaction]:
@@ -540,6 +775,48 @@ def _transactions(drafts: Iterator[_Draft], seed: int) -> Iterator[SyntheticTran
             key=draft.card.token.encode(),
             scenario=draft.scenario,
             event_time_ms=draft.event_time_ms,
+        )
+
+
+# --- Labels -----------------------------------------------------------------------------
+
+FRAUD_REPORTED = 0.95  # share of fraud that is ever reported
+GENUINE_VERIFIED = 0.02  # share of genuine transactions that get a "genuine" verdict
+_REPORT_MEDIAN_DAYS = {"bust_out": 35.0}  # chargeback delay; other scenarios: 12 days
+_DEFAULT_REPORT_MEDIAN_DAYS = 12.0
+_MAX_REPORT_DAYS = 90
+
+
+class Labeller:
+    """The label (if any) that will eventually arrive for each transaction, seeded.
+
+    Call it on every transaction in arrival order; the same seed and transactions give the
+    same labels. See the module docstring for the shares and delays.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self._rng = Random(f"fraudscore.synthetic/{seed}/labels")
+
+    def __call__(self, item: SyntheticTransaction) -> LabelRecord | None:
+        rng = self._rng
+        if item.scenario is None:
+            if rng.random() >= GENUINE_VERIFIED:
+                return None
+            label, delay_ms = GENUINE, rng.uniform(3_600_000, 5 * DAY_MS)
+        else:
+            if rng.random() >= FRAUD_REPORTED:
+                return None
+            median = _REPORT_MEDIAN_DAYS.get(item.scenario, _DEFAULT_REPORT_MEDIAN_DAYS)
+            days = min(_MAX_REPORT_DAYS, max(1.0, rng.lognormvariate(math.log(median), 0.6)))
+            label, delay_ms = FRAUD, days * DAY_MS
+        record = item.record
+        return LabelRecord(
+            transaction_id=str(record["transaction_id"]),
+            card_id=str(record["card_id"]),
+            merchant_id=str(record["merchant_id"]),
+            label=label,
+            event_time_ms=item.event_time_ms,
+            reported_at_ms=item.event_time_ms + int(delay_ms),
         )
 
 

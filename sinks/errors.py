@@ -11,3 +11,7 @@ class TopicError(FraudscoreError):
 
 class StateError(FraudscoreError):
     """Local state cannot be used as it is."""
+
+
+class DatasetError(FraudscoreError):
+    """A dataset directory is missing a file or cannot be read."""

@@ -1,9 +1,9 @@
 """Kafka adapters: topics the service owns, client factories and the dead-letter record shape.
 
-Topics: the input and the decisions topic get ``settings.partitions`` partitions; the card-state
-changelog must have exactly as many partitions as the input (partition p of the changelog holds
-the state of input partition p) and is compacted; the dead-letter topic keeps the original
-bytes (card numbers masked) with the reason and source in headers.
+Topics: the input, decisions and labels topics get ``settings.partitions`` partitions; the
+card-state changelog must have exactly as many partitions as the input (partition p of the
+changelog holds the state of input partition p) and is compacted; the dead-letter topic keeps
+the original bytes (card numbers masked) with the reason and source in headers.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def _wanted_topics(settings: FraudscoreSettings) -> list[NewTopic]:
         NewTopic(settings.input_topic, n, 1),
         NewTopic(settings.decisions_topic, n, 1),
         NewTopic(settings.dlq_topic, 1, 1),
+        NewTopic(settings.labels_topic, n, 1),
         NewTopic(settings.changelog_topic, n, 1, topic_configs=CHANGELOG_CONFIG),
     ]
 
@@ -103,6 +104,13 @@ def dead_letter_value(letter: DeadLetter) -> tuple[bytes | None, bytes]:
     """Key and value of the dead-letter record: the original bytes with card numbers masked."""
     key = letter.record.key
     return (None if key is None else mask_pans(key)), mask_pans(letter.record.value)
+
+
+def bulk_producer(settings: FraudscoreSettings) -> AIOKafkaProducer:
+    """An idempotent producer for generated records (load generator, datasets)."""
+    return AIOKafkaProducer(
+        **client_options(settings), acks="all", linger_ms=5, enable_idempotence=True
+    )
 
 
 def _confluent_options(settings: FraudscoreSettings) -> dict[str, Any]:

@@ -6,7 +6,9 @@ import typer
 
 from app.cli import kafka, savepoint
 from app.cli.demo import demo
+from app.cli.generate import generate
 from app.cli.loadgen import loadgen
+from app.cli.train import train
 from app.cli.worker import worker
 
 app = typer.Typer(
@@ -28,6 +30,8 @@ app.add_typer(
 app.command()(worker)
 app.command()(demo)
 app.command()(loadgen)
+app.command()(generate)
+app.command()(train)
 
 
 def main() -> None:

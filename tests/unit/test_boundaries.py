@@ -21,7 +21,7 @@ def test_features_and_models_import_no_io_library() -> None:
     # A fresh interpreter: this test process has imported everything already.
     probe = (
         "import sys, features.card, features.validation, models.pipeline, models.default, "
-        "models.synthetic; "
+        "models.synthetic, models.training, models.artefact, models.evaluation; "
         f"print(sorted(m for m in {IO_LIBRARIES!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

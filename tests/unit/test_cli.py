@@ -20,6 +20,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
         ["worker"],
         ["demo"],
         ["loadgen"],
+        ["generate"],
+        ["train"],
         ["kafka"],
         ["kafka", "up"],
         ["kafka", "logs"],

@@ -10,12 +10,19 @@ import pytest
 from features.pan import contains_pan
 from features.transaction import Transaction
 from features.validation import Reason, Rejection, decode_transaction
+from models.label import FRAUD, GENUINE, LabelRecord
 from models.synthetic import (
+    BURST_SCENARIOS,
+    DAY_MS,
+    DEFAULT_START_MS,
     SCENARIOS,
+    Labeller,
     SyntheticTransaction,
     encode_record,
     generate,
     malformed_records,
+    seasonality,
+    simulate,
 )
 
 MAX_BYTES = 8192
@@ -74,10 +81,13 @@ def test_every_record_is_valid_and_matches_its_metadata(
     assert len(ids) == len(traffic)
 
 
-def test_event_times_advance_at_about_the_event_rate(traffic: list[SyntheticTransaction]) -> None:
+def test_event_times_advance_at_about_the_seasonal_event_rate(
+    traffic: list[SyntheticTransaction],
+) -> None:
     times = [item.event_time_ms for item in traffic]
     span_s = (max(times) - min(times)) / 1000
-    assert len(traffic) / span_s == pytest.approx(EVENTS_PER_SECOND, rel=0.25)
+    expected = EVENTS_PER_SECOND * seasonality(DEFAULT_START_MS)  # Thursday, 00:00 UTC
+    assert len(traffic) / span_s == pytest.approx(expected, rel=0.25)
 
 
 def test_tokens_and_ids_never_look_like_card_numbers(traffic: list[SyntheticTransaction]) -> None:
@@ -122,7 +132,7 @@ def test_fraud_scenarios_are_present_labelled_and_near_the_rate(
     traffic: list[SyntheticTransaction],
 ) -> None:
     scenarios = Counter(item.scenario for item in traffic)
-    assert set(scenarios) == {None, *SCENARIOS}
+    assert set(scenarios) == {None, *BURST_SCENARIOS}
     fraud_share = 1 - scenarios[None] / len(traffic)
     assert 0.01 <= fraud_share <= 0.04  # asked for 0.02
     assert not any(i.scenario for i in generate(3000, cards=500, seed=1, fraud_rate=0.0))
@@ -203,3 +213,143 @@ def test_malformed_records_are_deterministic_and_varied() -> None:
     assert first == malformed_records(70, seed=3, valid_sample=sample)
     assert first != malformed_records(70, seed=4, valid_sample=sample)
     assert len({raw for raw, _ in first}) > len(first) * 3 // 4
+
+
+# --- Weeks of traffic: seasonality, the slow scenarios and late labels -----------------------
+
+SIM_CARDS, SIM_DAYS, SIM_SEED = 1500, 35, 11
+
+
+@pytest.fixture(scope="module")
+def weeks() -> list[SyntheticTransaction]:
+    return list(simulate(cards=SIM_CARDS, days=SIM_DAYS, seed=SIM_SEED, fraud_rate=0.01))
+
+
+@pytest.fixture(scope="module")
+def labels(weeks: list[SyntheticTransaction]) -> list[LabelRecord]:
+    labeller = Labeller(SIM_SEED)
+    return [label for label in map(labeller, weeks) if label is not None]
+
+
+def test_a_simulation_is_deterministic_and_stays_in_its_span() -> None:
+    first = list(simulate(cards=300, days=3, seed=2))
+    assert _fingerprint(first) == _fingerprint(list(simulate(cards=300, days=3, seed=2)))
+    assert all(DEFAULT_START_MS <= i.event_time_ms < DEFAULT_START_MS + 3 * DAY_MS for i in first)
+    # about 1.5 purchases per card and day, plus follow-ups and fraud
+    assert len(first) / (300 * 3) == pytest.approx(1.5 / (1 - 0.12), rel=0.25)
+
+
+def test_volume_follows_the_day_and_the_week(weeks: list[SyntheticTransaction]) -> None:
+    by_hour = Counter(i.event_time_ms // 3_600_000 % 24 for i in weeks)
+    by_weekday = Counter((i.event_time_ms // DAY_MS + 3) % 7 for i in weeks)  # Monday = 0
+    # most cards live in the Americas: 10:00 UTC is their night, 18:00 UTC their midday
+    assert by_hour[18] > 2.5 * by_hour[9]
+    assert by_weekday[5] > 1.15 * by_weekday[6]  # Saturday busier than Sunday
+    for hour in (3, 9, 18):
+        moment = DEFAULT_START_MS + hour * 3_600_000
+        assert seasonality(moment) == pytest.approx(by_hour[hour] * 24 / len(weeks), rel=0.2)
+
+
+def test_every_scenario_occurs_over_weeks(weeks: list[SyntheticTransaction]) -> None:
+    scenarios = Counter(item.scenario for item in weeks)
+    assert set(scenarios) == {None, *SCENARIOS}
+    assert all(scenarios[s] >= 20 for s in SCENARIOS), scenarios
+    assert 0.005 <= 1 - scenarios[None] / len(weeks) <= 0.015  # asked for 0.01
+
+
+def test_cards_keep_their_own_profile(weeks: list[SyntheticTransaction]) -> None:
+    genuine: dict[bytes, list[SyntheticTransaction]] = defaultdict(list)
+    for item in weeks:
+        if item.scenario is None:
+            genuine[item.key].append(item)
+    busy = [items for items in genuine.values() if len(items) >= 40]
+    assert len(busy) >= 100
+    for items in busy:
+        merchants = Counter(str(i.record["merchant_id"]) for i in items)
+        assert merchants.most_common(1)[0][1] >= len(items) // 10  # a favourite shop
+        assert len({i.record.get("device_id") for i in items} - {None}) <= 2
+        assert len({str(i.record["currency"]) for i in items}) <= 4
+
+
+def test_bust_out_multiplies_the_cards_usual_spending(weeks: list[SyntheticTransaction]) -> None:
+    spent: dict[bytes, dict[str | None, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for item in weeks:
+        spent[item.key][item.scenario].append(_decode(item).amount)
+    busted = [
+        by_kind for by_kind in spent.values() if by_kind.get("bust_out") and by_kind.get(None)
+    ]
+    assert busted
+    ratios = sorted(
+        sorted(k["bust_out"])[len(k["bust_out"]) // 2] / sorted(k[None])[len(k[None]) // 2]
+        for k in busted
+    )
+    assert ratios[len(ratios) // 2] >= 2.5
+    devices: dict[bytes, set[object]] = defaultdict(lambda: {None})
+    for item in weeks:
+        if item.scenario is None:
+            devices[item.key].add(item.record.get("device_id"))
+    for item in weeks:
+        if item.scenario == "bust_out":  # the holder's own devices
+            assert item.record.get("device_id") in devices[item.key]
+
+
+def test_compromised_merchants_customers_are_defrauded_weeks_later(
+    weeks: list[SyntheticTransaction],
+) -> None:
+    first_fraud: dict[bytes, int] = {}
+    for item in weeks:
+        if item.scenario == "compromised_merchant":
+            first_fraud.setdefault(item.key, item.event_time_ms)
+            assert "lat" not in item.record  # card not present
+    assert len(first_fraud) >= 5
+    # each victim shopped, earlier, at a merchant that other victims shopped at too
+    visits: dict[str, set[bytes]] = defaultdict(set)
+    for item in weeks:
+        fraud_at = first_fraud.get(item.key)
+        if (
+            item.scenario is None
+            and fraud_at is not None
+            and fraud_at - 31 * DAY_MS <= item.event_time_ms <= fraud_at - 2 * DAY_MS
+        ):
+            visits[str(item.record["merchant_id"])].add(item.key)
+    shared = {key for victims in visits.values() if len(victims) >= 3 for key in victims}
+    assert len(shared) >= len(first_fraud) // 2
+
+
+def test_labels_arrive_late_and_describe_their_transaction(
+    weeks: list[SyntheticTransaction], labels: list[LabelRecord]
+) -> None:
+    by_id = {str(i.record["transaction_id"]): i for i in weeks}
+    fraud = [label for label in labels if label.label == FRAUD]
+    fraud_total = sum(i.scenario is not None for i in weeks)
+    assert 0.9 * fraud_total <= len(fraud) <= fraud_total
+    genuine = [label for label in labels if label.label == GENUINE]
+    assert 0.01 * len(weeks) <= len(genuine) <= 0.03 * len(weeks)
+    for label in labels:
+        item = by_id[label.transaction_id]
+        assert (item.scenario is not None) == (label.label == FRAUD)
+        assert label.key == item.key == label.card_id.encode()
+        assert label.merchant_id == item.record["merchant_id"]
+        assert label.event_time_ms == item.event_time_ms
+    delays = sorted((label.reported_at_ms - label.event_time_ms) / DAY_MS for label in fraud)
+    assert delays[0] >= 1
+    assert delays[-1] <= 90
+    assert 8 <= delays[len(delays) // 2] <= 25
+    assert all(0 < label.reported_at_ms - label.event_time_ms <= 5 * DAY_MS for label in genuine)
+
+
+def test_labels_are_deterministic(
+    weeks: list[SyntheticTransaction], labels: list[LabelRecord]
+) -> None:
+    again = Labeller(SIM_SEED)
+    assert [label for label in map(again, weeks) if label is not None] == labels
+    other = Labeller(SIM_SEED + 1)
+    assert [label for label in map(other, weeks) if label is not None] != labels
+
+
+def test_label_records_have_the_topic_wire_format(labels: list[LabelRecord]) -> None:
+    wire = labels[0].wire()
+    assert list(wire) == [
+        "transaction_id", "card_id", "merchant_id", "label", "event_time", "reported_at",
+    ]  # fmt: skip
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(wire["reported_at"]))

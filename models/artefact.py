@@ -1,0 +1,151 @@
+"""Model artefacts: a directory with the fitted model in skops format and its metadata.
+
+``model.skops`` is the model in skops' format, which rebuilds scikit-learn objects from a
+description instead of unpickling: :func:`load_artefact` accepts scikit-learn's own types
+and the three internals of the trained model (:data:`TRUSTED_TYPES`) and refuses a file
+that needs anything else, so a tampered artefact cannot run code. ``metadata.json`` says what
+the model is: its version, the feature names in order with the feature schema's version and
+hash, the model file's SHA-256, the library versions it was fitted with, and free-form
+training facts (data range, split, row counts, metrics) written by ``fraudscore train``.
+
+:func:`load_artefact` refuses, with an :class:`~models.errors.ArtefactError` that says what to
+do, an artefact made for other features (names, order, schema version or hash differ from
+:data:`features.card.FEATURE_NAMES`), a model file that does not match its checksum, or one
+fitted with another minor version of scikit-learn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import skops.io as sio
+from skops.io.exceptions import UntrustedTypesFoundException
+
+from features.card import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
+from models.errors import ArtefactError
+from models.scorer import Scorer
+
+ARTEFACT_FORMAT = 1
+MODEL_FILE = "model.skops"
+METADATA_FILE = "metadata.json"
+TRUSTED_TYPES = (
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+_LIBRARIES = ("scikit-learn", "numpy", "scipy", "skops", "fraudscore")
+
+
+class ArtefactMetadata(msgspec.Struct, frozen=True, kw_only=True):
+    format: int
+    model_version: str
+    feature_schema_version: int
+    feature_names: tuple[str, ...]
+    feature_schema_hash: str
+    model_sha256: str
+    libraries: dict[str, str]
+    training: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+def feature_schema_hash(
+    version: int = FEATURE_SCHEMA_VERSION, names: tuple[str, ...] = FEATURE_NAMES
+) -> str:
+    """SHA-256 of the feature schema version and the feature names in order."""
+    payload = json.dumps({"version": version, "names": list(names)}, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    return {"python": platform.python_version()} | {
+        name: installed_version(name) for name in _LIBRARIES
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_artefact(directory: Path, scorer: Scorer, training: dict[str, Any]) -> ArtefactMetadata:
+    """Write ``scorer`` and its metadata into ``directory`` (created if needed)."""
+    if scorer.feature_names != FEATURE_NAMES:
+        raise ArtefactError("the scorer's feature names are not this build's FEATURE_NAMES")
+    directory.mkdir(parents=True, exist_ok=True)
+    sio.dump(scorer.model, directory / MODEL_FILE)
+    metadata = ArtefactMetadata(
+        format=ARTEFACT_FORMAT,
+        model_version=scorer.version,
+        feature_schema_version=FEATURE_SCHEMA_VERSION,
+        feature_names=scorer.feature_names,
+        feature_schema_hash=feature_schema_hash(),
+        model_sha256=_sha256(directory / MODEL_FILE),
+        libraries=library_versions(),
+        training=training,
+    )
+    (directory / METADATA_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(metadata)))
+    return metadata
+
+
+def read_metadata(directory: Path) -> ArtefactMetadata:
+    path = directory / METADATA_FILE
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=ArtefactMetadata)
+    except FileNotFoundError:
+        raise ArtefactError(
+            f"no model artefact at {directory} ({METADATA_FILE} is missing): point "
+            "FRAUDSCORE_MODEL_PATH at a directory written by `fraudscore train`"
+        ) from None
+    except msgspec.ValidationError as exc:
+        raise ArtefactError(f"{path} is not artefact metadata ({exc}); retrain") from None
+
+
+def load_artefact(directory: Path) -> Scorer:
+    """The scorer of the artefact in ``directory``, after every check in the module docstring."""
+    metadata = read_metadata(directory)
+    check_schema(metadata, directory)
+    path = directory / MODEL_FILE
+    if not path.is_file() or _sha256(path) != metadata.model_sha256:
+        raise ArtefactError(
+            f"{path} is missing or does not match the checksum in its metadata: the artefact "
+            "is damaged or was changed; copy it again or retrain with `fraudscore train`"
+        )
+    _check_scikit_learn(metadata, directory)
+    try:
+        model = sio.load(path, trusted=list(TRUSTED_TYPES))
+    except UntrustedTypesFoundException as exc:
+        raise ArtefactError(
+            f"refusing to load {path}: it needs types this build does not trust ({exc}); "
+            "only load models written by `fraudscore train`"
+        ) from None
+    return Scorer(model=model, version=metadata.model_version, feature_names=FEATURE_NAMES)
+
+
+def check_schema(metadata: ArtefactMetadata, directory: Path) -> None:
+    """Refuse an artefact whose features are not the ones this build computes."""
+    ours = (FEATURE_SCHEMA_VERSION, FEATURE_NAMES, feature_schema_hash())
+    theirs = (metadata.feature_schema_version, metadata.feature_names, metadata.feature_schema_hash)
+    if theirs != ours:
+        raise ArtefactError(
+            f"model {metadata.model_version!r} at {directory} was trained on feature schema "
+            f"v{metadata.feature_schema_version} ({len(metadata.feature_names)} features, hash "
+            f"{metadata.feature_schema_hash[:12]}), but this worker computes schema "
+            f"v{FEATURE_SCHEMA_VERSION} ({len(FEATURE_NAMES)} features, hash "
+            f"{feature_schema_hash()[:12]}): retrain it with this version (`fraudscore "
+            "train`), or run the fraudscore version it was trained with"
+        )
+
+
+def _check_scikit_learn(metadata: ArtefactMetadata, directory: Path) -> None:
+    theirs = metadata.libraries.get("scikit-learn", "?")
+    ours = installed_version("scikit-learn")
+    if theirs.split(".")[:2] != ours.split(".")[:2]:
+        raise ArtefactError(
+            f"model {metadata.model_version!r} at {directory} was fitted with scikit-learn "
+            f"{theirs}, this worker has {ours}: tree internals change between minor versions; "
+            "retrain it with this version (`fraudscore train`)"
+        )
