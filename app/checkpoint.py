@@ -164,12 +164,12 @@ class Checkpointer:
             for letter in task.pending.result.dead_letters:
                 dlq_key, dlq_value = dead_letter_value(letter)
                 self._produce(settings.dlq_topic, dlq_key, dlq_value, dead_letter_headers(letter))
-        self.failpoints.hit("checkpoint.after_outputs")
         left = self.producer.flush(self._call_timeout_s)
         if left:
             raise KafkaException(
                 KafkaError(KafkaError._TIMED_OUT, f"{left} records not delivered in time")
             )
+        self.failpoints.hit("checkpoint.after_outputs")  # all written, inside the transaction
         return ends
 
     def _produce(
