@@ -11,3 +11,7 @@ class TopicError(FraudscoreError):
 
 class StateError(FraudscoreError):
     """Local state cannot be used as it is."""
+
+
+class AuditError(FraudscoreError):
+    """The audit table cannot be written or read as asked."""

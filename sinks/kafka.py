@@ -31,6 +31,7 @@ CHANGELOG_CONFIG = {
 }
 
 Headers = list[tuple[str, bytes]]
+PROCESSED_AT_HEADER = "fraudscore.processed_at_ms"  # on decisions: when the worker decided
 
 
 def client_options(settings: FraudscoreSettings) -> dict[str, Any]:

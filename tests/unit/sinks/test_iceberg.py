@@ -1,0 +1,247 @@
+"""The audit table on a real SQLite catalog in tmp_path: rows, positions, races, evolution."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.types import DecimalType, DoubleType, TimestamptzType
+
+from models.pipeline import DecisionRecord, encode_decision
+from sinks.errors import AuditError
+from sinks.iceberg import (
+    OFFSETS_PROPERTY,
+    AuditTable,
+    CommittedDecision,
+    arrow_batch,
+    audit_schema,
+    committed_position,
+    from_epoch_ms,
+    open_table,
+    rows_of,
+    table_properties,
+)
+from tests.support.decisions import decisions_of
+
+TABLE = "fraud.decisions"
+INGESTED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def records() -> list[DecisionRecord]:
+    return decisions_of(600, seed=5)
+
+
+def _catalog(tmp_path: Path) -> SqlCatalog:
+    return SqlCatalog(
+        "test",
+        uri=f"sqlite:///{tmp_path / 'catalog.db'}",
+        warehouse=(tmp_path / "warehouse").as_uri(),
+    )
+
+
+def _table(tmp_path: Path) -> AuditTable:
+    """A handle of its own (its own catalog connection), as another process would have."""
+    return open_table(_catalog(tmp_path), TABLE, {"commit.manifest-merge.enabled": "true"})
+
+
+def _as_read(records: list[DecisionRecord], topic: str = "decisions") -> list[CommittedDecision]:
+    """The records as if read from one partition per input partition, in order."""
+    offsets: Counter[int] = Counter()
+    out = []
+    for record in records:
+        partition = record.source.partition
+        out.append(
+            CommittedDecision(record, topic, partition, offsets[partition], from_epoch_ms(1000))
+        )
+        offsets[partition] += 2  # commit markers take offsets too: leave gaps
+    return out
+
+
+def _append(table: AuditTable, decisions: list[CommittedDecision]) -> int:
+    staged = table.stage(decisions, INGESTED)
+    assert staged is not None
+    assert table.commit(staged) is not None
+    return staged.rows
+
+
+def _keyed(decisions: Iterable[CommittedDecision]) -> dict[tuple[int, int], CommittedDecision]:
+    """By (partition, offset); a duplicate fails the comparison by shortening the dict."""
+    items = list(decisions)
+    keyed = {(c.partition, c.offset): c for c in items}
+    assert len(keyed) == len(items), "duplicate rows"
+    return keyed
+
+
+def _all_rows(table: AuditTable) -> list[CommittedDecision]:
+    table.refresh()
+    return [row.committed for row in rows_of(table.table.scan().to_arrow())]
+
+
+def test_rows_give_back_the_decision_records_byte_for_byte(
+    tmp_path: Path, records: list[DecisionRecord]
+) -> None:
+    table = _table(tmp_path)
+    read = _as_read(records)
+    assert _append(table, read) == len(read)
+    rows = rows_of(table.table.scan().to_arrow())
+    assert sorted(encode_decision(r.committed.decision) for r in rows) == sorted(
+        encode_decision(r) for r in records
+    )
+    assert _keyed(r.committed for r in rows) == _keyed(read)
+    assert {(r.checkpoint_id, r.ingested_at, r.shadow_score) for r in rows} == {(1, INGESTED, None)}
+    currencies = {r.currency for r in records}
+    assert len(currencies) > 3, currencies  # amounts of several exponents round-trip
+
+
+def test_columns_are_typed_for_an_audit(tmp_path: Path) -> None:
+    schema = _table(tmp_path).table.schema()
+    assert schema.find_type("amount") == DecimalType(18, 4)
+    assert schema.find_type("event_time") == TimestamptzType()
+    assert not schema.find_field("shadow_score").required
+    assert not schema.find_field("decided_at").required
+    assert all(not f.required for f in schema.find_field("features").field_type.fields)  # type: ignore[attr-defined]
+    spec = _table(tmp_path).table.spec()
+    assert [str(f.transform) for f in spec.fields] == ["day"]
+
+
+def test_a_batch_is_sorted_by_card_then_event_time(records: list[DecisionRecord]) -> None:
+    batch = arrow_batch(audit_schema(), _as_read(records), 1, INGESTED)
+    keys = list(zip(batch["card_id"].to_pylist(), batch["event_time"].to_pylist(), strict=True))
+    assert keys == sorted(keys)
+    assert len({card for card, _ in keys}) > 50
+
+
+def test_the_position_records_the_next_offset_of_every_partition_ever_written(
+    tmp_path: Path, records: list[DecisionRecord]
+) -> None:
+    table = _table(tmp_path)
+    assert committed_position(table.table).checkpoint_id == 0
+    read = _as_read(records)
+    only_p0 = [c for c in read if c.partition == 0]
+    _append(table, only_p0)
+    _append(table, [c for c in read if c.partition == 1])
+    position = table.position()
+    assert position.checkpoint_id == 2
+    assert position.offsets == {
+        "decisions": {p: max(c.offset for c in read if c.partition == p) + 1 for p in (0, 1)}
+    }
+    assert position.snapshot_id == table.table.current_snapshot().snapshot_id  # type: ignore[union-attr]
+
+
+def test_staging_drops_what_the_table_holds_already(
+    tmp_path: Path, records: list[DecisionRecord]
+) -> None:
+    table = _table(tmp_path)
+    read = _as_read(records)
+    _append(table, read[:200])
+    assert table.stage(read[:200], INGESTED) is None
+    assert _append(table, read) == len(read) - 200
+    assert _keyed(_all_rows(table)) == _keyed(read)
+
+
+def test_a_stale_writer_loses_the_race_and_then_appends_only_what_is_new(
+    tmp_path: Path, records: list[DecisionRecord]
+) -> None:
+    read = _as_read(records)
+    winner, loser = _table(tmp_path), _table(tmp_path)
+    staged = loser.stage(read[:400], INGESTED)  # files written against the empty table
+    _append(winner, read[:300])
+    assert staged is not None
+    assert loser.commit(staged) is None
+    assert _append(loser, read[:400]) == 100
+    assert _keyed(_all_rows(winner)) == _keyed(read[:400])
+    assert winner.position().checkpoint_id == 2
+
+
+def test_an_existing_table_gets_the_retry_setting_exactly_once_depends_on(
+    tmp_path: Path,
+) -> None:
+    table = _table(tmp_path)
+    table.table.transaction().set_properties({"commit.retry.num-retries": "4"}).commit_transaction()
+    assert _table(tmp_path).table.properties["commit.retry.num-retries"] == "0"
+    with pytest.raises(AuditError, match="duplicate rows"):
+        table_properties({"commit.retry.num-retries": "3"})
+
+
+def test_a_new_feature_becomes_an_optional_column_and_old_snapshots_stay_readable(
+    tmp_path: Path, records: list[DecisionRecord]
+) -> None:
+    table = _table(tmp_path)
+    read = _as_read(records)
+    _append(table, read[:300])
+    old_snapshot = table.position().snapshot_id
+    newer = [
+        CommittedDecision(
+            _with_feature(c.decision, "merchant_risk", 0.25), c.topic, c.partition, c.offset, None
+        )
+        for c in read[300:]
+    ]
+    _append(table, newer)
+    features = table.table.schema().find_field("features").field_type
+    merchant_risk = features.field_by_name("merchant_risk")  # type: ignore[attr-defined]
+    assert merchant_risk.field_type == DoubleType()
+    assert not merchant_risk.required
+
+    old = rows_of(table.table.scan(snapshot_id=old_snapshot).to_arrow())
+    assert _keyed(r.committed for r in old) == _keyed(read[:300])
+    assert (
+        "merchant_risk"
+        not in table.table.scan(snapshot_id=old_snapshot)
+        .to_arrow()
+        .schema.field("features")
+        .type.names
+    )
+    now = rows_of(table.table.scan().to_arrow())
+    assert _keyed(r.committed for r in now) == _keyed(read[:300] + newer)
+
+
+def _with_feature(decision: DecisionRecord, name: str, value: float) -> DecisionRecord:
+    return DecisionRecord(
+        **{f: getattr(decision, f) for f in DecisionRecord.__struct_fields__ if f != "features"},
+        features={**decision.features, name: value},
+    )
+
+
+def test_find_by_id_with_time_travel_and_as_of(
+    tmp_path: Path, records: list[DecisionRecord]
+) -> None:
+    table = _table(tmp_path)
+    read = _as_read(records)
+    _append(table, read[:300])
+    first = table.position().snapshot_id
+    later = table.stage(read, INGESTED + timedelta(minutes=1))
+    assert later is not None
+    assert table.commit(later) is not None
+    late = read[400].decision
+    event_day = date.fromisoformat(late.event_time[:10])
+
+    [row] = table.find(late.transaction_id)
+    assert row.committed == read[400]
+    assert [r.committed for r in table.find(late.transaction_id, day=event_day)] == [read[400]]
+    assert table.find(late.transaction_id, day=event_day + timedelta(days=1)) == []
+    assert table.find(late.transaction_id, snapshot_id=first) == []
+    assert table.find(late.transaction_id, ingested_by=INGESTED) == []
+    assert len(table.find(late.transaction_id, ingested_by=INGESTED + timedelta(minutes=1))) == 1
+    assert table.find("no-such-transaction") == []
+    with pytest.raises(AuditError, match="as of a time"):
+        table.find(late.transaction_id, snapshot_id=12345)
+
+
+def test_a_cut_line_of_snapshots_is_refused_rather_than_restarted_from_zero(
+    tmp_path: Path, records: list[DecisionRecord]
+) -> None:
+    table = _table(tmp_path)
+    read = _as_read(records)
+    _append(table, read[:100])
+    sink_snapshot = table.position().snapshot_id
+    assert sink_snapshot is not None
+    # a writer that is not the sink appends without offsets; then the sink's snapshot expires
+    table.table.append(arrow_batch(table.table.schema(), read[100:110], 0, INGESTED))
+    table.table.maintenance.expire_snapshots().by_id(sink_snapshot).commit()
+    with pytest.raises(AuditError, match=OFFSETS_PROPERTY):
+        table.position()
