@@ -138,3 +138,17 @@ def committed_reader(settings: FraudscoreSettings) -> AIOKafkaConsumer:
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
+
+
+def audit_reader(settings: FraudscoreSettings) -> AIOKafkaConsumer:
+    """The audit sink's consumer of the decisions topic: ``read_committed``, positioned by the
+    audit table (an offset the log no longer has is an error, never a silent skip); its group
+    only receives the table's offsets, for monitoring."""
+    return AIOKafkaConsumer(
+        **client_options(settings),
+        group_id=settings.audit_group_id,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="none",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import kafka, savepoint
+from app.cli import audit, kafka, savepoint
 from app.cli.demo import demo
 from app.cli.loadgen import loadgen
 from app.cli.worker import worker
@@ -26,6 +26,7 @@ app.add_typer(
 )
 
 app.command()(worker)
+app.command(name="audit-sink")(audit.audit_sink)
 app.command()(demo)
 app.command()(loadgen)
 

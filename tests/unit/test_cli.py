@@ -26,6 +26,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
         ["savepoint"],
         ["savepoint", "create"],
         ["savepoint", "show"],
+        ["audit-sink"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:

@@ -1,0 +1,117 @@
+"""The audit sink killed at random moments and between writing files and committing, and two
+sinks started by mistake on one table: exactly one row per committed decision, every time.
+
+Decisions come from the test's own transactional publisher (with aborted transactions), paced
+so that sinks are killed and race while the stream flows. Checkpoints are short (300 ms or 500
+decisions) so that every run holds dozens of commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from random import Random
+
+import pytest
+
+from app.audit import load_audit_table
+from app.process import WorkerProcess
+from app.settings import FraudscoreSettings
+from tests.fault.conftest import SEED, Load
+from tests.support.audit import READY, assert_audit_equals_decisions, start_sink, wait_for_rows
+from tests.support.decisions import decisions_of, publish
+from tests.support.settings import isolated_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+# audit.before_commit: the checkpoint's data files are written, the catalog not yet swapped;
+# audit.after_commit: swapped, the monitoring offsets not yet committed.
+STEP_KILLS = ["audit.before_commit=2", "audit.after_commit=3", "audit.before_commit=4"]
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, unique: str, tmp_path: Path) -> FraudscoreSettings:
+    return isolated_settings(
+        kafka_bootstrap,
+        unique,
+        tmp_path / "var",
+        audit_checkpoint_interval_ms=300,
+        audit_checkpoint_max_records=500,
+    )
+
+
+@pytest.fixture
+def sinks() -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for sink in started:
+        sink.stop()
+
+
+def _publishing(settings: FraudscoreSettings, load: Load) -> tuple[int, asyncio.Task[int]]:
+    decisions = decisions_of(load.count // 2, seed=SEED, cards=2000)
+    return len(decisions), asyncio.create_task(publish(settings, decisions, pause_s=0.05))
+
+
+async def _kill_after(sink: WorkerProcess, failpoints: str | None, rng: Random) -> bool:
+    """Let the failpoint kill ``sink`` (or, at random, do it ourselves); True if it died by
+    SIGKILL."""
+    if failpoints:
+        for _ in range(300):
+            if sink.process.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
+    else:
+        assert await sink.wait_for_log(READY), sink.log_tail()
+        await asyncio.sleep(rng.uniform(0.1, 2.0))
+    return sink.kill() == -9
+
+
+def _orphan_data_files(settings: FraudscoreSettings) -> int:
+    """Parquet files in the warehouse that no snapshot references: what kills between
+    writing files and committing leave behind (nothing here expires snapshots)."""
+    table = load_audit_table(settings).table
+    referenced = {
+        Path(p.removeprefix("file://")) for p in table.inspect.files()["file_path"].to_pylist()
+    }
+    on_disk = set(settings.audit_dir.resolve().rglob("*.parquet"))
+    return len(on_disk - referenced)
+
+
+async def test_sigkills_at_random_and_between_files_and_commit(
+    settings: FraudscoreSettings, load: Load, tmp_path: Path, sinks: list[WorkerProcess]
+) -> None:
+    total, feeding = _publishing(settings, load)
+    rng, kills = Random(SEED), 0
+    for i in range(load.kills):
+        failpoints = None if i % 2 == 0 else STEP_KILLS[(i // 2) % len(STEP_KILLS)]
+        sink = start_sink(settings, tmp_path / f"sink-{i}.log", failpoints=failpoints or "")
+        sinks.append(sink)
+        kills += await _kill_after(sink, failpoints, rng)
+    assert await feeding > 0
+    last = start_sink(settings, tmp_path / "sink-last.log")
+    sinks.append(last)
+    await wait_for_rows(settings, total, last)
+    assert last.stop() == 0, last.log_tail()
+
+    assert kills == load.kills, "a sink exited on its own: see its log"
+    rows = await assert_audit_equals_decisions(settings)
+    assert len(rows) == total
+    assert _orphan_data_files(settings) > 0  # proof that kills landed before a catalog swap
+
+
+async def test_two_sinks_on_one_table_race_without_duplicates(
+    settings: FraudscoreSettings, load: Load, tmp_path: Path, sinks: list[WorkerProcess]
+) -> None:
+    total, feeding = _publishing(settings, load)
+    sinks.extend(start_sink(settings, tmp_path / f"sink-{name}.log") for name in "ab")
+    assert await feeding > 0
+    await wait_for_rows(settings, total, *sinks)
+    for sink in sinks:
+        assert sink.stop() == 0, sink.log_tail()
+
+    rows = await assert_audit_equals_decisions(settings)
+    assert len(rows) == total
+    races = sum(sink.log_path.read_text().count("lost a commit race") for sink in sinks)
+    assert races > 0, "the sinks never collided: the test proved nothing"
