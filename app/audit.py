@@ -20,7 +20,7 @@ import random
 import signal
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import msgspec
 from aiokafka import ConsumerRecord, TopicPartition
@@ -33,6 +33,7 @@ from models.pipeline import DecisionRecord
 from sinks.errors import AuditError
 from sinks.iceberg import (
     AuditPosition,
+    AuditRow,
     AuditTable,
     CommittedDecision,
     from_epoch_ms,
@@ -71,6 +72,26 @@ def open_audit_table(settings: FraudscoreSettings) -> AuditTable:
 def load_audit_table(settings: FraudscoreSettings) -> AuditTable:
     """The audit table, which must exist (for readers)."""
     return load_table(_catalog(settings), settings.audit_table)
+
+
+def find_transaction(
+    settings: FraudscoreSettings,
+    transaction_id: str,
+    *,
+    snapshot_id: int | None = None,
+    as_of: datetime | None = None,
+    day: date | None = None,
+) -> list[AuditRow]:
+    """The audit rows of one transaction (for ``fraudscore audit show`` and the API).
+
+    ``snapshot_id``: as the table was in that snapshot (Iceberg time travel). ``as_of``: only
+    what had been ingested by then, which keeps working after snapshots expire. ``day``: the
+    event date (UTC), to read that day's files only. Blocking I/O: from async code, call it in
+    a thread.
+    """
+    return load_audit_table(settings).find(
+        transaction_id, snapshot_id=snapshot_id, ingested_by=as_of, day=day
+    )
 
 
 class AuditSink:

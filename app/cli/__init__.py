@@ -24,6 +24,11 @@ app.add_typer(
     name="savepoint",
     help="Portable snapshots of all card state and the committed input offsets",
 )
+app.add_typer(
+    audit.app,
+    name="audit",
+    help="Query and maintain the audit trail (the Iceberg table of every decision)",
+)
 
 app.command()(worker)
 app.command(name="audit-sink")(audit.audit_sink)

@@ -1,4 +1,4 @@
-"""``fraudscore audit-sink``: write the audit trail.
+"""``fraudscore audit-sink`` and ``fraudscore audit ...``: write and query the audit trail.
 
 Thin Typer commands over :mod:`app.audit`; the table and its guarantees are described in
 docs/AUDIT.md.
@@ -7,13 +7,24 @@ docs/AUDIT.md.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, date, datetime
+from typing import Annotated
 
+import msgspec
 import typer
+from rich.table import Table
 
-from app.audit import serve
-from app.cli.console import catch_errors, console
+from app.audit import find_transaction, serve
+from app.cli.console import OutputFormat, catch_errors, console, stdout
 from app.logs import configure_logging
 from app.settings import get_settings
+from sinks.errors import AuditError
+from sinks.iceberg import AuditRow
+
+app = typer.Typer(
+    help="Query and maintain the audit trail (the Iceberg table of every decision)",
+    no_args_is_help=True,
+)
 
 
 def audit_sink(
@@ -33,3 +44,96 @@ def audit_sink(
     )
     with catch_errors():
         asyncio.run(serve(settings))
+
+
+def _moment(text: str | None) -> datetime | None:
+    """ISO 8601 / RFC 3339; without an offset, UTC."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 timestamp") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _day(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+@app.command()
+def show(
+    transaction_id: Annotated[str, typer.Argument(help="The transaction's id")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Only what the audit table held at this time (ISO 8601, UTC if no offset); "
+            "keeps working after snapshots expire",
+        ),
+    ] = None,
+    snapshot: Annotated[
+        int | None, typer.Option("--snapshot", help="Read this Iceberg snapshot (time travel)")
+    ] = None,
+    day: Annotated[
+        str | None,
+        typer.Option(help="The transaction's event date YYYY-MM-DD (UTC): reads only that day"),
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="Output format")
+    ] = OutputFormat.text,
+) -> None:
+    """Show the audit record of one transaction: decision, score, reasons, versions, features."""
+    if as_of is not None and snapshot is not None:
+        raise typer.BadParameter("give --as-of or --snapshot, not both")
+    with catch_errors():
+        rows = find_transaction(
+            get_settings(),
+            transaction_id,
+            snapshot_id=snapshot,
+            as_of=_moment(as_of),
+            day=_day(day),
+        )
+        if not rows:
+            raise AuditError(f"transaction {transaction_id!r} is not in the audit table")
+    if output is OutputFormat.json:
+        typer.echo(msgspec.json.encode(rows).decode())
+        return
+    for row in rows:
+        stdout.print(_row_table(row))
+
+
+def _row_table(row: AuditRow) -> Table:
+    committed = row.committed
+    d = committed.decision
+    shadow = (
+        "-" if row.shadow_score is None else f"{row.shadow_score:.6f} ({row.shadow_model_version})"
+    )
+    table = Table(show_header=False, box=None, title=f"transaction {d.transaction_id}")
+    for key, value in (
+        ("decision", f"[bold]{d.decision}[/bold] (score {d.score:.6f})"),
+        ("reasons", ", ".join(d.reasons) or "-"),
+        ("card", d.card_id),
+        ("amount", f"{d.amount} {d.currency}"),
+        ("merchant", d.merchant_id),
+        ("event time", d.event_time),
+        ("model", d.model_version),
+        ("policy", d.policy_version),
+        ("shadow score", shadow),
+        ("input record", f"{d.source.topic}/{d.source.partition}@{d.source.offset}"),
+        ("decision record", f"{committed.topic}/{committed.partition}@{committed.offset}"),
+        ("decided at", "-" if committed.decided_at is None else committed.decided_at.isoformat()),
+        ("audit checkpoint", f"{row.checkpoint_id}, ingested {row.ingested_at.isoformat()}"),
+        (f"features (schema {d.feature_schema_version})", _features(d.features)),
+    ):
+        table.add_row(f"[bold]{key}[/bold]", value)
+    return table
+
+
+def _features(features: dict[str, float]) -> str:
+    return "\n".join(f"{name} = {value:g}" for name, value in features.items())

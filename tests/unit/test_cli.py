@@ -27,6 +27,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
         ["savepoint", "create"],
         ["savepoint", "show"],
         ["audit-sink"],
+        ["audit"],
+        ["audit", "show"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
