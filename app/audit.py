@@ -94,6 +94,11 @@ def find_transaction(
     )
 
 
+def expire_snapshots(settings: FraudscoreSettings, older_than: datetime, keep: int) -> int:
+    """Expire old snapshots of the audit table (safe while the sink writes); how many."""
+    return len(load_audit_table(settings).expire_snapshots(older_than, keep))
+
+
 class AuditSink:
     def __init__(self, settings: FraudscoreSettings, table: AuditTable) -> None:
         self.settings = settings

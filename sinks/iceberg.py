@@ -47,7 +47,7 @@ from pyiceberg.expressions.literals import literal
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table, Transaction
-from pyiceberg.table.snapshots import Snapshot
+from pyiceberg.table.snapshots import Snapshot, ancestors_of
 from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import DayTransform, IdentityTransform
 from pyiceberg.types import (
@@ -62,6 +62,7 @@ from pyiceberg.types import (
     StructType,
     TimestamptzType,
 )
+from pyiceberg.utils.datetime import datetime_to_millis
 
 from features.card import FEATURE_NAMES
 from features.currency import MINOR_UNIT_EXPONENTS
@@ -352,20 +353,17 @@ def committed_position(table: Table) -> AuditPosition:
     too) or something else wrote it, and starting from the beginning would append every
     decision again.
     """
-    snapshot = table.current_snapshot()
-    if snapshot is None:
+    head = table.current_snapshot()
+    if head is None:
         return AuditPosition()
-    head = snapshot.snapshot_id
-    while snapshot is not None:
+    for snapshot in ancestors_of(head, table.metadata):
         position = _position_of(snapshot)
         if position is not None:
             return position
-        parent = snapshot.parent_snapshot_id
-        snapshot = None if parent is None else table.snapshot_by_id(parent)
     raise AuditError(
-        f"no snapshot from {head} back carries {OFFSETS_PROPERTY!r}, so where the audit sink "
-        "stopped is unknown: the newest sink snapshot was expired, or something else wrote "
-        "the table. Roll the table back to a metadata file that still has a sink snapshot "
+        f"no snapshot from {head.snapshot_id} back carries {OFFSETS_PROPERTY!r}, so where the "
+        "audit sink stopped is unknown: the newest sink snapshot was expired, or something else "
+        "wrote the table. Roll the table back to a metadata file that still has a sink snapshot "
         "(the catalog keeps the previous locations), and never expire the newest one"
     )
 
@@ -467,6 +465,22 @@ class AuditTable:
             )
         return rows_of(self.table.scan(row_filter=condition, snapshot_id=snapshot_id).to_arrow())
 
+    def expire_snapshots(self, older_than: datetime, keep: int) -> list[int]:
+        """Expire the snapshots taken before ``older_than``, except the newest ``keep`` of the
+        main line, all of it down to the newest snapshot that records the sink's position
+        (where the sink resumes), and branch and tag heads. Data files stay: every one is
+        still in the current snapshot of this append-only table. Returns the ids expired."""
+        expired: list[int] = []
+
+        def change(table: Table) -> None:
+            expired[:] = _expirable(table, older_than, keep)
+            if expired:
+                table.maintenance.expire_snapshots().by_ids(expired).commit()
+
+        self.table.refresh()
+        self._change_metadata(change)
+        return expired
+
     def _add_features(self, decisions: Sequence[CommittedDecision]) -> None:
         """Schema evolution: a feature the table does not know becomes an optional column."""
         names = list(dict.fromkeys(name for c in decisions for name in c.decision.features))
@@ -493,6 +507,24 @@ class AuditTable:
                 self.table.refresh()
             else:
                 return
+
+
+def _expirable(table: Table, older_than: datetime, keep: int) -> list[int]:
+    """Snapshots before ``older_than`` that are not among the newest ``keep`` of the main line,
+    not between the head and the newest snapshot that records the sink's position (expiring
+    one there cuts the line the sink resumes along: pyiceberg drops the child's parent link),
+    and no branch or tag head."""
+    kept = {ref.snapshot_id for ref in table.refs().values()}
+    for depth, snapshot in enumerate(ancestors_of(table.current_snapshot(), table.metadata), 1):
+        kept.add(snapshot.snapshot_id)
+        if depth >= keep and _position_of(snapshot) is not None:
+            break
+    cutoff = datetime_to_millis(older_than)
+    return [
+        s.snapshot_id
+        for s in table.snapshots()
+        if s.timestamp_ms < cutoff and s.snapshot_id not in kept
+    ]
 
 
 def _compare(predicate: type[LiteralPredicate], column: str, value: str) -> BooleanExpression:

@@ -7,14 +7,14 @@ docs/AUDIT.md.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import msgspec
 import typer
 from rich.table import Table
 
-from app.audit import find_transaction, serve
+from app.audit import expire_snapshots, find_transaction, serve
 from app.cli.console import OutputFormat, catch_errors, console, stdout
 from app.logs import configure_logging
 from app.settings import get_settings
@@ -106,6 +106,28 @@ def show(
         return
     for row in rows:
         stdout.print(_row_table(row))
+
+
+@app.command()
+def maintain(
+    keep: Annotated[
+        int, typer.Option(min=1, help="Snapshots of the main line to keep, newest first")
+    ] = 100,
+    min_age_minutes: Annotated[
+        float, typer.Option(min=0, help="Never expire a snapshot younger than this")
+    ] = 60.0,
+) -> None:
+    """Expire old snapshots of the audit table; safe while the sink is writing.
+
+    Commit latency grows with every retained snapshot, so run this every few minutes. The
+    newest snapshot that records the sink's offsets is always kept, and so are branch and tag
+    heads. Rows stay: expiring only forgets old versions of the table (and their time travel).
+    Not done yet: compaction and the removal of orphan files (docs/AUDIT.md).
+    """
+    older_than = datetime.now(UTC) - timedelta(minutes=min_age_minutes)
+    with catch_errors():
+        expired = expire_snapshots(get_settings(), older_than, keep)
+    console.print(f"expired {expired} snapshot(s) older than {older_than.isoformat()}")
 
 
 def _row_table(row: AuditRow) -> Table:

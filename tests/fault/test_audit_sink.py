@@ -1,5 +1,6 @@
-"""The audit sink killed at random moments and between writing files and committing, and two
-sinks started by mistake on one table: exactly one row per committed decision, every time.
+"""The audit sink killed at random moments and between writing files and committing while
+snapshot expiry runs, and two sinks started by mistake on one table: exactly one row per
+committed decision, every time.
 
 Decisions come from the test's own transactional publisher (with aborted transactions), paced
 so that sinks are killed and race while the stream flows. Checkpoints are short (300 ms or 500
@@ -9,15 +10,18 @@ decisions) so that every run holds dozens of commits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
 
 import pytest
 
-from app.audit import load_audit_table
+from app.audit import expire_snapshots, load_audit_table
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
+from sinks.errors import AuditError
 from tests.fault.conftest import SEED, Load
 from tests.support.audit import READY, assert_audit_equals_decisions, start_sink, wait_for_rows
 from tests.support.decisions import decisions_of, publish
@@ -79,10 +83,22 @@ def _orphan_data_files(settings: FraudscoreSettings) -> int:
     return len(on_disk - referenced)
 
 
-async def test_sigkills_at_random_and_between_files_and_commit(
+async def _expire_continuously(settings: FraudscoreSettings, stop: asyncio.Event) -> int:
+    """``audit maintain`` with no minimum age, every half second; snapshots expired."""
+    expired = 0
+    while not stop.is_set():
+        with contextlib.suppress(AuditError):  # no table yet
+            expired += await asyncio.to_thread(expire_snapshots, settings, datetime.now(UTC), 3)
+        await asyncio.sleep(0.5)
+    return expired
+
+
+async def test_sigkills_at_random_and_between_files_and_commit_with_expiry_running(
     settings: FraudscoreSettings, load: Load, tmp_path: Path, sinks: list[WorkerProcess]
 ) -> None:
     total, feeding = _publishing(settings, load)
+    stop_maintenance = asyncio.Event()
+    maintenance = asyncio.create_task(_expire_continuously(settings, stop_maintenance))
     rng, kills = Random(SEED), 0
     for i in range(load.kills):
         failpoints = None if i % 2 == 0 else STEP_KILLS[(i // 2) % len(STEP_KILLS)]
@@ -93,8 +109,10 @@ async def test_sigkills_at_random_and_between_files_and_commit(
     last = start_sink(settings, tmp_path / "sink-last.log")
     sinks.append(last)
     await wait_for_rows(settings, total, last)
+    stop_maintenance.set()
     assert last.stop() == 0, last.log_tail()
 
+    assert await maintenance > 0
     assert kills == load.kills, "a sink exited on its own: see its log"
     rows = await assert_audit_equals_decisions(settings)
     assert len(rows) == total

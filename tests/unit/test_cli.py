@@ -29,6 +29,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
         ["audit-sink"],
         ["audit"],
         ["audit", "show"],
+        ["audit", "maintain"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:

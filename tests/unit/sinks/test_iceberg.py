@@ -245,3 +245,43 @@ def test_a_cut_line_of_snapshots_is_refused_rather_than_restarted_from_zero(
     table.table.maintenance.expire_snapshots().by_id(sink_snapshot).commit()
     with pytest.raises(AuditError, match=OFFSETS_PROPERTY):
         table.position()
+
+
+def test_expiry_keeps_the_newest_snapshots_and_the_one_the_sink_resumes_from(
+    tmp_path: Path, records: list[DecisionRecord]
+) -> None:
+    table = _table(tmp_path)
+    read = _as_read(records)
+    for start in range(0, 300, 50):
+        _append(table, read[start : start + 50])
+    sink_snapshot = table.position().snapshot_id
+    for chunk in (read[300:310], read[310:320]):  # another writer's snapshots, no offsets
+        table.table.append(arrow_batch(table.table.schema(), chunk, 0, INGESTED))
+    head = table.table.current_snapshot()
+    assert head is not None
+    assert len(table.table.snapshots()) == 8
+
+    maintenance = _table(tmp_path)
+    assert maintenance.expire_snapshots(datetime.now(UTC) - timedelta(hours=1), keep=1) == []
+    expired = maintenance.expire_snapshots(datetime.now(UTC) + timedelta(minutes=1), keep=1)
+    assert len(expired) == 5  # the line from the head down to the sink's snapshot stays whole
+    table.refresh()
+    assert len(table.table.snapshots()) == 3
+    assert head.parent_snapshot_id in {s.snapshot_id for s in table.table.snapshots()}
+    assert table.position().snapshot_id == sink_snapshot
+    assert table.table.scan().to_arrow().num_rows == 320
+
+
+def test_a_sink_commit_staged_before_an_expiry_still_lands(
+    tmp_path: Path, records: list[DecisionRecord]
+) -> None:
+    sink, maintenance = _table(tmp_path), _table(tmp_path)
+    read = _as_read(records)
+    for start in range(0, 300, 100):
+        _append(sink, read[start : start + 100])
+    staged = sink.stage(read, INGESTED)
+    assert len(maintenance.expire_snapshots(datetime.now(UTC) + timedelta(minutes=1), 1)) == 2
+    assert staged is not None
+    assert sink.commit(staged) is not None
+    assert _keyed(_all_rows(sink)) == _keyed(read)
+    assert len(sink.table.snapshots()) == 2
