@@ -483,7 +483,8 @@ class AuditTable:
 
     def _add_features(self, decisions: Sequence[CommittedDecision]) -> None:
         """Schema evolution: a feature the table does not know becomes an optional column."""
-        names = list(dict.fromkeys(name for c in decisions for name in c.decision.features))
+        every = itertools.chain.from_iterable(c.decision.features for c in decisions)
+        names = list(dict.fromkeys(every))  # in order of first appearance
 
         def change(table: Table) -> None:
             known = {f.name for f in _features_type(table.schema()).fields}
