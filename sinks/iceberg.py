@@ -404,12 +404,12 @@ class AuditTable:
         self, decisions: Sequence[CommittedDecision], ingested_at: datetime
     ) -> StagedAppend | None:
         """Write the data files of the next checkpoint: the decisions not yet in the table as
-        of the snapshot this handle last saw. None if there are none."""
+        of the snapshot this handle sees. None if there are none."""
+        self._add_features(decisions)  # first: a lost schema race refreshes the handle
         base = self.position()
         new = [c for c in decisions if c.offset >= base.next_offset(c.topic, c.partition)]
         if not new:
             return None
-        self._add_features(new)
         position = AuditPosition(base.checkpoint_id + 1, base.after(new))
         batch = arrow_batch(self.table.schema(), new, position.checkpoint_id, ingested_at)
         transaction = self.table.transaction()
@@ -426,9 +426,6 @@ class AuditTable:
             self.table.refresh()
             return None
         return self.position()
-
-    def refresh(self) -> None:
-        self.table.refresh()
 
     def find(
         self,

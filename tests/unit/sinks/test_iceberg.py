@@ -78,7 +78,7 @@ def _keyed(decisions: Iterable[CommittedDecision]) -> dict[tuple[int, int], Comm
 
 
 def _all_rows(table: AuditTable) -> list[CommittedDecision]:
-    table.refresh()
+    table.table.refresh()
     return [row.committed for row in rows_of(table.table.scan().to_arrow())]
 
 
@@ -200,6 +200,23 @@ def test_a_new_feature_becomes_an_optional_column_and_old_snapshots_stay_readabl
     assert _keyed(r.committed for r in now) == _keyed(read[:300] + newer)
 
 
+def test_a_stale_writer_that_loses_a_schema_race_filters_against_the_refreshed_table(
+    tmp_path: Path, records: list[DecisionRecord]
+) -> None:
+    read = [
+        CommittedDecision(_with_feature(c.decision, "merchant_risk", 0.5), *_where(c))
+        for c in _as_read(records)
+    ]
+    winner, stale = _table(tmp_path), _table(tmp_path)
+    _append(winner, read[:300])  # adds the column, then the rows
+    assert _append(stale, read[:400]) == 100  # its schema change fails, it refreshes, filters
+    assert _keyed(_all_rows(winner)) == _keyed(read[:400])
+
+
+def _where(c: CommittedDecision) -> tuple[str, int, int, datetime | None]:
+    return c.topic, c.partition, c.offset, c.decided_at
+
+
 def _with_feature(decision: DecisionRecord, name: str, value: float) -> DecisionRecord:
     return DecisionRecord(
         **{f: getattr(decision, f) for f in DecisionRecord.__struct_fields__ if f != "features"},
@@ -265,7 +282,7 @@ def test_expiry_keeps_the_newest_snapshots_and_the_one_the_sink_resumes_from(
     assert maintenance.expire_snapshots(datetime.now(UTC) - timedelta(hours=1), keep=1) == []
     expired = maintenance.expire_snapshots(datetime.now(UTC) + timedelta(minutes=1), keep=1)
     assert len(expired) == 5  # the line from the head down to the sink's snapshot stays whole
-    table.refresh()
+    table.table.refresh()
     assert len(table.table.snapshots()) == 3
     assert head.parent_snapshot_id in {s.snapshot_id for s in table.table.snapshots()}
     assert table.position().snapshot_id == sink_snapshot
