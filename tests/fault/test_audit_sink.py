@@ -1,6 +1,6 @@
 """The audit sink killed at random moments and between writing files and committing while
 snapshot expiry runs, and two sinks started by mistake on one table: exactly one row per
-committed decision, every time.
+committed decision, every time, with the catalog on SQLite and on PostgreSQL.
 
 Decisions come from the test's own transactional publisher (with aborted transactions), paced
 so that sinks are killed and race while the stream flows. Checkpoints are short (300 ms or 500
@@ -34,12 +34,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault]
 STEP_KILLS = ["audit.before_commit=2", "audit.after_commit=3", "audit.before_commit=4"]
 
 
-@pytest.fixture
-def settings(kafka_bootstrap: str, unique: str, tmp_path: Path) -> FraudscoreSettings:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(
+    request: pytest.FixtureRequest, kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> FraudscoreSettings:
+    """The test's deployment, its audit catalog on SQLite (default) or on PostgreSQL."""
+    catalog = None
+    if request.param == "postgresql":
+        catalog = request.getfixturevalue("postgres").database(f"audit_{unique}")
     return isolated_settings(
         kafka_bootstrap,
         unique,
         tmp_path / "var",
+        audit_catalog_uri=catalog,
         audit_checkpoint_interval_ms=300,
         audit_checkpoint_max_records=500,
     )
