@@ -16,10 +16,9 @@ from app.audit import load_audit_table
 from app.loadgen import produce
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
-from models.pipeline import DecisionRecord
 from sinks.kafka import client_options
 from tests.support.audit import assert_audit_equals_decisions, start_sink, wait_for_rows
-from tests.support.decisions import decisions_of, publish
+from tests.support.decisions import decisions_of, publish, with_feature
 from tests.support.kafka import read_topic
 from tests.support.settings import isolated_settings
 
@@ -56,11 +55,6 @@ async def test_a_workers_decisions_land_once_each_in_the_final_commit_on_sigterm
     assert len(load_audit_table(settings).table.snapshots()) == 1
 
 
-def _with_feature(decision: DecisionRecord, name: str, value: float) -> DecisionRecord:
-    fields = {f: getattr(decision, f) for f in DecisionRecord.__struct_fields__}
-    return DecisionRecord(**{**fields, "features": {**decision.features, name: value}})
-
-
 async def test_aborted_decisions_stay_out_and_a_new_feature_becomes_a_column(
     settings: FraudscoreSettings, tmp_path: Path
 ) -> None:
@@ -75,7 +69,7 @@ async def test_aborted_decisions_stay_out_and_a_new_feature_becomes_a_column(
         aborted = await publish(settings, decisions[:2000])
         await wait_for_rows(settings, 2000, sink)
         before = load_audit_table(settings).position()
-        newer = [_with_feature(d, "merchant_risk", d.score / 2) for d in decisions[2000:]]
+        newer = [with_feature(d, "merchant_risk", d.score / 2) for d in decisions[2000:]]
         aborted += await publish(settings, newer)
         await wait_for_rows(settings, 3000, sink)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +26,7 @@ from sinks.iceberg import (
     rows_of,
     table_properties,
 )
-from tests.support.decisions import decisions_of
+from tests.support.decisions import decisions_of, with_feature
 
 TABLE = "fraud.decisions"
 INGESTED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -34,6 +35,16 @@ INGESTED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def records() -> list[DecisionRecord]:
     return decisions_of(600, seed=5)
+
+
+@pytest.fixture(scope="module")
+def read(records: list[DecisionRecord]) -> list[CommittedDecision]:
+    return _as_read(records)
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> AuditTable:
+    return _table(tmp_path)
 
 
 def _catalog(tmp_path: Path) -> SqlCatalog:
@@ -83,47 +94,41 @@ def _all_rows(table: AuditTable) -> list[CommittedDecision]:
 
 
 def test_rows_give_back_the_decision_records_byte_for_byte(
-    tmp_path: Path, records: list[DecisionRecord]
+    table: AuditTable, read: list[CommittedDecision]
 ) -> None:
-    table = _table(tmp_path)
-    read = _as_read(records)
     assert _append(table, read) == len(read)
     rows = rows_of(table.table.scan().to_arrow())
     assert sorted(encode_decision(r.committed.decision) for r in rows) == sorted(
-        encode_decision(r) for r in records
+        encode_decision(c.decision) for c in read
     )
     assert _keyed(r.committed for r in rows) == _keyed(read)
     assert {(r.checkpoint_id, r.ingested_at, r.shadow_score) for r in rows} == {(1, INGESTED, None)}
-    currencies = {r.currency for r in records}
+    currencies = {c.decision.currency for c in read}
     assert len(currencies) > 3, currencies  # amounts of several exponents round-trip
 
 
-def test_columns_are_typed_for_an_audit(tmp_path: Path) -> None:
-    schema = _table(tmp_path).table.schema()
+def test_columns_are_typed_for_an_audit(table: AuditTable) -> None:
+    schema = table.table.schema()
     assert schema.find_type("amount") == DecimalType(18, 4)
     assert schema.find_type("event_time") == TimestamptzType()
     assert not schema.find_field("shadow_score").required
     assert not schema.find_field("decided_at").required
     assert all(not f.required for f in schema.find_field("features").field_type.fields)  # type: ignore[attr-defined]
-    spec = _table(tmp_path).table.spec()
-    assert [str(f.transform) for f in spec.fields] == ["day"]
+    assert [str(f.transform) for f in table.table.spec().fields] == ["day"]
 
 
-def test_a_batch_is_sorted_by_card_then_event_time(records: list[DecisionRecord]) -> None:
-    batch = arrow_batch(audit_schema(), _as_read(records), 1, INGESTED)
+def test_a_batch_is_sorted_by_card_then_event_time(read: list[CommittedDecision]) -> None:
+    batch = arrow_batch(audit_schema(), read, 1, INGESTED)
     keys = list(zip(batch["card_id"].to_pylist(), batch["event_time"].to_pylist(), strict=True))
     assert keys == sorted(keys)
     assert len({card for card, _ in keys}) > 50
 
 
 def test_the_position_records_the_next_offset_of_every_partition_ever_written(
-    tmp_path: Path, records: list[DecisionRecord]
+    table: AuditTable, read: list[CommittedDecision]
 ) -> None:
-    table = _table(tmp_path)
     assert committed_position(table.table).checkpoint_id == 0
-    read = _as_read(records)
-    only_p0 = [c for c in read if c.partition == 0]
-    _append(table, only_p0)
+    _append(table, [c for c in read if c.partition == 0])
     _append(table, [c for c in read if c.partition == 1])
     position = table.position()
     assert position.checkpoint_id == 2
@@ -134,10 +139,8 @@ def test_the_position_records_the_next_offset_of_every_partition_ever_written(
 
 
 def test_staging_drops_what_the_table_holds_already(
-    tmp_path: Path, records: list[DecisionRecord]
+    table: AuditTable, read: list[CommittedDecision]
 ) -> None:
-    table = _table(tmp_path)
-    read = _as_read(records)
     _append(table, read[:200])
     assert table.stage(read[:200], INGESTED) is None
     assert _append(table, read) == len(read) - 200
@@ -145,9 +148,8 @@ def test_staging_drops_what_the_table_holds_already(
 
 
 def test_a_stale_writer_loses_the_race_and_then_appends_only_what_is_new(
-    tmp_path: Path, records: list[DecisionRecord]
+    tmp_path: Path, read: list[CommittedDecision]
 ) -> None:
-    read = _as_read(records)
     winner, loser = _table(tmp_path), _table(tmp_path)
     staged = loser.stage(read[:400], INGESTED)  # files written against the empty table
     _append(winner, read[:300])
@@ -159,9 +161,8 @@ def test_a_stale_writer_loses_the_race_and_then_appends_only_what_is_new(
 
 
 def test_an_existing_table_gets_the_retry_setting_exactly_once_depends_on(
-    tmp_path: Path,
+    tmp_path: Path, table: AuditTable
 ) -> None:
-    table = _table(tmp_path)
     table.table.transaction().set_properties({"commit.retry.num-retries": "4"}).commit_transaction()
     assert _table(tmp_path).table.properties["commit.retry.num-retries"] == "0"
     with pytest.raises(AuditError, match="duplicate rows"):
@@ -169,18 +170,11 @@ def test_an_existing_table_gets_the_retry_setting_exactly_once_depends_on(
 
 
 def test_a_new_feature_becomes_an_optional_column_and_old_snapshots_stay_readable(
-    tmp_path: Path, records: list[DecisionRecord]
+    table: AuditTable, read: list[CommittedDecision]
 ) -> None:
-    table = _table(tmp_path)
-    read = _as_read(records)
     _append(table, read[:300])
     old_snapshot = table.position().snapshot_id
-    newer = [
-        CommittedDecision(
-            _with_feature(c.decision, "merchant_risk", 0.25), c.topic, c.partition, c.offset, None
-        )
-        for c in read[300:]
-    ]
+    newer = _with_merchant_risk(read[300:])
     _append(table, newer)
     features = table.table.schema().find_field("features").field_type
     merchant_risk = features.field_by_name("merchant_risk")  # type: ignore[attr-defined]
@@ -201,34 +195,26 @@ def test_a_new_feature_becomes_an_optional_column_and_old_snapshots_stay_readabl
 
 
 def test_a_stale_writer_that_loses_a_schema_race_filters_against_the_refreshed_table(
-    tmp_path: Path, records: list[DecisionRecord]
+    tmp_path: Path, table: AuditTable, read: list[CommittedDecision]
 ) -> None:
-    read = [
-        CommittedDecision(_with_feature(c.decision, "merchant_risk", 0.5), *_where(c))
-        for c in _as_read(records)
+    newer = _with_merchant_risk(read)
+    stale = _table(tmp_path)
+    _append(table, newer[:300])  # adds the column, then the rows
+    assert _append(stale, newer[:400]) == 100  # its schema change fails, it refreshes, filters
+    assert _keyed(_all_rows(table)) == _keyed(newer[:400])
+
+
+def _with_merchant_risk(read: list[CommittedDecision]) -> list[CommittedDecision]:
+    """The decisions with a feature the table does not have yet."""
+    return [
+        dataclasses.replace(c, decision=with_feature(c.decision, "merchant_risk", 0.25))
+        for c in read
     ]
-    winner, stale = _table(tmp_path), _table(tmp_path)
-    _append(winner, read[:300])  # adds the column, then the rows
-    assert _append(stale, read[:400]) == 100  # its schema change fails, it refreshes, filters
-    assert _keyed(_all_rows(winner)) == _keyed(read[:400])
-
-
-def _where(c: CommittedDecision) -> tuple[str, int, int, datetime | None]:
-    return c.topic, c.partition, c.offset, c.decided_at
-
-
-def _with_feature(decision: DecisionRecord, name: str, value: float) -> DecisionRecord:
-    return DecisionRecord(
-        **{f: getattr(decision, f) for f in DecisionRecord.__struct_fields__ if f != "features"},
-        features={**decision.features, name: value},
-    )
 
 
 def test_find_by_id_with_time_travel_and_as_of(
-    tmp_path: Path, records: list[DecisionRecord]
+    table: AuditTable, read: list[CommittedDecision]
 ) -> None:
-    table = _table(tmp_path)
-    read = _as_read(records)
     _append(table, read[:300])
     first = table.position().snapshot_id
     later = table.stage(read, INGESTED + timedelta(minutes=1))
@@ -250,10 +236,8 @@ def test_find_by_id_with_time_travel_and_as_of(
 
 
 def test_a_cut_line_of_snapshots_is_refused_rather_than_restarted_from_zero(
-    tmp_path: Path, records: list[DecisionRecord]
+    table: AuditTable, read: list[CommittedDecision]
 ) -> None:
-    table = _table(tmp_path)
-    read = _as_read(records)
     _append(table, read[:100])
     sink_snapshot = table.position().snapshot_id
     assert sink_snapshot is not None
@@ -265,10 +249,8 @@ def test_a_cut_line_of_snapshots_is_refused_rather_than_restarted_from_zero(
 
 
 def test_expiry_keeps_the_newest_snapshots_and_the_one_the_sink_resumes_from(
-    tmp_path: Path, records: list[DecisionRecord]
+    tmp_path: Path, table: AuditTable, read: list[CommittedDecision]
 ) -> None:
-    table = _table(tmp_path)
-    read = _as_read(records)
     for start in range(0, 300, 50):
         _append(table, read[start : start + 50])
     sink_snapshot = table.position().snapshot_id
@@ -290,10 +272,9 @@ def test_expiry_keeps_the_newest_snapshots_and_the_one_the_sink_resumes_from(
 
 
 def test_a_sink_commit_staged_before_an_expiry_still_lands(
-    tmp_path: Path, records: list[DecisionRecord]
+    tmp_path: Path, table: AuditTable, read: list[CommittedDecision]
 ) -> None:
-    sink, maintenance = _table(tmp_path), _table(tmp_path)
-    read = _as_read(records)
+    sink, maintenance = table, _table(tmp_path)
     for start in range(0, 300, 100):
         _append(sink, read[start : start + 100])
     staged = sink.stage(read, INGESTED)
