@@ -99,6 +99,14 @@ def expire_snapshots(settings: FraudscoreSettings, older_than: datetime, keep: i
     return len(load_audit_table(settings).expire_snapshots(older_than, keep))
 
 
+def compact_closed_days(settings: FraudscoreSettings, today: date) -> dict[date, int]:
+    """Compact every day before ``today`` (UTC) whose rows are in several files (safe while
+    the sink writes); files replaced per day compacted."""
+    table = load_audit_table(settings)
+    done = {day: table.compact_day(day) for day in table.days_to_compact(today)}
+    return {day: files for day, files in done.items() if files}
+
+
 class AuditSink:
     def __init__(self, settings: FraudscoreSettings, table: AuditTable) -> None:
         self.settings = settings

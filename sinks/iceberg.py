@@ -47,7 +47,7 @@ from pyiceberg.expressions.literals import literal
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table, Transaction
-from pyiceberg.table.snapshots import Snapshot, ancestors_of
+from pyiceberg.table.snapshots import Operation, Snapshot, ancestors_of
 from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import DayTransform, IdentityTransform
 from pyiceberg.types import (
@@ -73,10 +73,12 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_PROPERTY: Final = "fraudscore.audit.checkpoint-id"
 OFFSETS_PROPERTY: Final = "fraudscore.audit.offsets"  # JSON {topic: {partition: next offset}}
+COMPACTED_PROPERTY: Final = "fraudscore.audit.compacted-day"  # on a compaction's two snapshots
 REQUIRED_PROPERTIES: Final = {"commit.retry.num-retries": "0"}
 AMOUNT_TYPE: Final = DecimalType(18, 4)  # ISO 4217 exponents go up to 4; amounts <= 10**12 minor
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_METADATA_ATTEMPTS: Final = 5  # a schema or property change that keeps losing races gives up
+_METADATA_ATTEMPTS: Final = 5  # a metadata change or compaction that keeps losing races gives up
+_SORT: Final = [("card_id", "ascending"), ("event_time", "ascending")]
 
 
 # --- The table --------------------------------------------------------------------------
@@ -244,7 +246,7 @@ def arrow_batch(
     batch = pa.Table.from_pydict(
         _columns(decisions, checkpoint_id, ingested_at), schema=schema.as_arrow()
     )
-    return batch.sort_by([("card_id", "ascending"), ("event_time", "ascending")])
+    return batch.sort_by(_SORT)
 
 
 def _amount_text(amount: Decimal, currency: str) -> str:
@@ -442,24 +444,15 @@ class AuditTable:
         which on this append-only table is "as of" that moment and survives expiry.
         ``day``: the transaction's event date (UTC), so that only that day's files are read.
         """
-        if snapshot_id is not None and self.table.snapshot_by_id(snapshot_id) is None:
-            raise AuditError(
-                f"snapshot {snapshot_id} is not in {self.table.name()} (expired, or never "
-                "existed): ask as of a time instead, which does not need old snapshots"
-            )
+        if snapshot_id is not None:
+            _check_readable(self.table, snapshot_id)
         condition = _compare(EqualTo, "transaction_id", transaction_id)
         if ingested_by is not None:
             condition = And(
                 condition, _compare(LessThanOrEqual, "ingested_at", ingested_by.isoformat())
             )
         if day is not None:
-            start = datetime.combine(day, time(), UTC)
-            end = start + timedelta(days=1)
-            condition = And(
-                condition,
-                _compare(GreaterThanOrEqual, "event_time", start.isoformat()),
-                _compare(LessThan, "event_time", end.isoformat()),
-            )
+            condition = And(condition, _day_condition(day))
         return rows_of(self.table.scan(row_filter=condition, snapshot_id=snapshot_id).to_arrow())
 
     def expire_snapshots(self, older_than: datetime, keep: int) -> list[int]:
@@ -477,6 +470,46 @@ class AuditTable:
         self.table.refresh()
         self._change_metadata(change)
         return expired
+
+    def days_to_compact(self, before: date) -> list[date]:
+        """The days before ``before`` whose rows are spread over more than one data file."""
+        if self.table.current_snapshot() is None:  # pyiceberg cannot inspect an empty table
+            return []
+        partitions = self.table.inspect.partitions().select(["partition", "file_count"])
+        return sorted(
+            p["partition"]["event_day"]
+            for p in partitions.to_pylist()
+            if p["partition"]["event_day"] < before and p["file_count"] > 1
+        )
+
+    def compact_day(self, day: date) -> int:
+        """Rewrite one day's rows, sorted by card and time, into as few files as the writer
+        makes, in one commit (pyiceberg makes it a DELETE and an APPEND snapshot, both
+        carrying the sink's position unchanged). Like the sink's appends it must find the head
+        it read still in place, so a commit in between makes it read and write again. Returns
+        the number of files replaced (0: the day has at most one)."""
+        replaced = 0
+
+        def change(table: Table) -> None:
+            nonlocal replaced
+            condition = _day_condition(day)
+            replaced = len(list(table.scan(row_filter=condition).plan_files()))
+            if replaced <= 1:
+                replaced = 0
+                return
+            properties = {**committed_position(table).summary(), COMPACTED_PROPERTY: str(day)}
+            rows = table.scan(row_filter=condition).to_arrow().sort_by(_SORT)
+            transaction = table.transaction()
+            transaction.overwrite(rows, overwrite_filter=condition, snapshot_properties=properties)
+            transaction.commit_transaction()
+
+        self.table.refresh()
+        self._change_metadata(change)
+        if replaced:
+            log.info(
+                "compacted %s of %s: %d files into one commit", day, self.table.name(), replaced
+            )
+        return replaced
 
     def _add_features(self, decisions: Sequence[CommittedDecision]) -> None:
         """Schema evolution: a feature the table does not know becomes an optional column."""
@@ -523,6 +556,34 @@ def _expirable(table: Table, older_than: datetime, keep: int) -> list[int]:
         for s in table.snapshots()
         if s.timestamp_ms < cutoff and s.snapshot_id not in kept
     ]
+
+
+def _day_condition(day: date) -> BooleanExpression:
+    """Rows whose event time falls on ``day`` (UTC): exactly one partition of the table."""
+    start = datetime.combine(day, time(), UTC)
+    end = start + timedelta(days=1)
+    return And(
+        _compare(GreaterThanOrEqual, "event_time", start.isoformat()),
+        _compare(LessThan, "event_time", end.isoformat()),
+    )
+
+
+def _check_readable(table: Table, snapshot_id: int) -> None:
+    """Refuse a snapshot that is gone, or that is the half of a compaction without its rows."""
+    snapshot = table.snapshot_by_id(snapshot_id)
+    if snapshot is None:
+        raise AuditError(
+            f"snapshot {snapshot_id} is not in {table.name()} (expired, or never existed): "
+            "ask as of a time instead, which does not need old snapshots"
+        )
+    summary = snapshot.summary
+    compacted = None if summary is None else summary.get(COMPACTED_PROPERTY)
+    if compacted is not None and summary is not None and summary.operation == Operation.DELETE:
+        raise AuditError(
+            f"snapshot {snapshot_id} is the first half of the compaction of "
+            f"{compacted}: it lacks that day's rows. Read its parent or its "
+            "child, or ask as of a time"
+        )
 
 
 def _compare(predicate: type[LiteralPredicate], column: str, value: str) -> BooleanExpression:

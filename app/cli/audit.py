@@ -14,7 +14,7 @@ import msgspec
 import typer
 from rich.table import Table
 
-from app.audit import expire_snapshots, find_transaction, serve
+from app.audit import compact_closed_days, expire_snapshots, find_transaction, serve
 from app.cli.console import OutputFormat, catch_errors, console, stdout
 from app.logs import configure_logging
 from app.settings import get_settings
@@ -116,17 +116,27 @@ def maintain(
     min_age_minutes: Annotated[
         float, typer.Option(min=0, help="Never expire a snapshot younger than this")
     ] = 60.0,
+    compact: Annotated[
+        bool,
+        typer.Option(help="First rewrite each day before today (UTC) that has several files"),
+    ] = False,
 ) -> None:
-    """Expire old snapshots of the audit table; safe while the sink is writing.
+    """Compact closed days (with --compact), then expire old snapshots of the audit table;
+    safe while the sink is writing.
 
-    Commit latency grows with every retained snapshot, so run this every few minutes. The
-    newest snapshot that records the sink's offsets is always kept, and so are branch and tag
-    heads. Rows stay: expiring only forgets old versions of the table (and their time travel).
-    Not done yet: compaction and the removal of orphan files (docs/AUDIT.md).
+    Commit latency grows with every retained snapshot, so expire every few minutes; compact
+    once a day. The newest snapshot that records the sink's offsets is always kept, and so
+    are branch and tag heads. Rows stay: expiry only forgets old versions of the table (and
+    their time travel). Not done yet: the removal of orphan files (docs/AUDIT.md).
     """
-    older_than = datetime.now(UTC) - timedelta(minutes=min_age_minutes)
+    now = datetime.now(UTC)
+    older_than = now - timedelta(minutes=min_age_minutes)
+    settings = get_settings()
     with catch_errors():
-        expired = expire_snapshots(get_settings(), older_than, keep)
+        compacted = compact_closed_days(settings, now.date()) if compact else {}
+        expired = expire_snapshots(settings, older_than, keep)
+    for day, files in compacted.items():
+        console.print(f"compacted {day}: {files} files rewritten as one commit")
     console.print(f"expired {expired} snapshot(s) older than {older_than.isoformat()}")
 
 

@@ -1,6 +1,6 @@
 """The audit sink killed at random moments and between writing files and committing while
-snapshot expiry runs, and two sinks started by mistake on one table: exactly one row per
-committed decision, every time, with the catalog on SQLite and on PostgreSQL.
+compaction and snapshot expiry run, and two sinks started by mistake on one table: exactly
+one row per committed decision, every time, with the catalog on SQLite and on PostgreSQL.
 
 Decisions come from the test's own transactional publisher (with aborted transactions), paced
 so that sinks are killed and race while the stream flows. Checkpoints are short (300 ms or 500
@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
 
 import pytest
+from pyiceberg.exceptions import CommitFailedException
 
-from app.audit import expire_snapshots, load_audit_table
+from app.audit import compact_closed_days, expire_snapshots
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
 from sinks.errors import AuditError
@@ -65,9 +67,9 @@ def _publishing(settings: FraudscoreSettings, load: Load) -> tuple[int, asyncio.
     return len(decisions), asyncio.create_task(publish(settings, decisions, pause_s=0.05))
 
 
-async def _kill_after(sink: WorkerProcess, failpoints: str | None, rng: Random) -> bool:
-    """Let the failpoint kill ``sink`` (or, at random, do it ourselves); True if it died by
-    SIGKILL."""
+async def _kill(sink: WorkerProcess, failpoints: str, rng: Random) -> str:
+    """SIGKILL ``sink``: by its failpoint (it kills itself at that step), or else by us at a
+    random moment. Returns the failpoint that fired, or "random"."""
     if failpoints:
         for _ in range(300):
             if sink.process.poll() is not None:
@@ -76,42 +78,44 @@ async def _kill_after(sink: WorkerProcess, failpoints: str | None, rng: Random) 
     else:
         assert await sink.wait_for_log(READY), sink.log_tail()
         await asyncio.sleep(rng.uniform(0.1, 2.0))
-    return sink.kill() == -9
+    fired = sink.process.poll() is not None
+    assert sink.kill() == -9, f"the sink exited on its own:\n{sink.log_tail()}"
+    return failpoints.partition("=")[0] if fired else "random"
 
 
-def _orphan_data_files(settings: FraudscoreSettings) -> int:
-    """Parquet files in the warehouse that no snapshot references: what kills between
-    writing files and committing leave behind (nothing here expires snapshots)."""
-    table = load_audit_table(settings).table
-    referenced = {
-        Path(p.removeprefix("file://")) for p in table.inspect.files()["file_path"].to_pylist()
-    }
-    on_disk = set(settings.audit_dir.resolve().rglob("*.parquet"))
-    return len(on_disk - referenced)
+def _maintain(settings: FraudscoreSettings) -> tuple[int, int]:
+    """``audit maintain --compact --keep 3 --min-age-minutes 0``: (days compacted, expired)."""
+    now = datetime.now(UTC)
+    try:
+        compacted = len(compact_closed_days(settings, now.date()))
+    except CommitFailedException:  # lost 5 races in a row to the sink: fine, next time
+        compacted = 0
+    return compacted, expire_snapshots(settings, now, 3)
 
 
-async def _expire_continuously(settings: FraudscoreSettings, stop: asyncio.Event) -> int:
-    """``audit maintain`` with no minimum age, every half second; snapshots expired."""
-    expired = 0
+async def _maintain_continuously(settings: FraudscoreSettings, stop: asyncio.Event) -> Counter[str]:
+    """Maintenance every half second while the sinks run; how often it did something."""
+    done: Counter[str] = Counter()
     while not stop.is_set():
         with contextlib.suppress(AuditError):  # no table yet
-            expired += await asyncio.to_thread(expire_snapshots, settings, datetime.now(UTC), 3)
+            compacted, expired = await asyncio.to_thread(_maintain, settings)
+            done.update(compactions=compacted, expired=expired)
         await asyncio.sleep(0.5)
-    return expired
+    return done
 
 
-async def test_sigkills_at_random_and_between_files_and_commit_with_expiry_running(
+async def test_sigkills_at_random_and_between_files_and_commit_with_maintenance_running(
     settings: FraudscoreSettings, load: Load, tmp_path: Path, sinks: list[WorkerProcess]
 ) -> None:
     total, feeding = _publishing(settings, load)
     stop_maintenance = asyncio.Event()
-    maintenance = asyncio.create_task(_expire_continuously(settings, stop_maintenance))
-    rng, kills = Random(SEED), 0
+    maintenance = asyncio.create_task(_maintain_continuously(settings, stop_maintenance))
+    rng, kills = Random(SEED), Counter[str]()
     for i in range(load.kills):
-        failpoints = None if i % 2 == 0 else STEP_KILLS[(i // 2) % len(STEP_KILLS)]
-        sink = start_sink(settings, tmp_path / f"sink-{i}.log", failpoints=failpoints or "")
+        failpoints = "" if i % 2 == 0 else STEP_KILLS[(i // 2) % len(STEP_KILLS)]
+        sink = start_sink(settings, tmp_path / f"sink-{i}.log", failpoints=failpoints)
         sinks.append(sink)
-        kills += await _kill_after(sink, failpoints, rng)
+        kills[await _kill(sink, failpoints, rng)] += 1
     assert await feeding > 0
     last = start_sink(settings, tmp_path / "sink-last.log")
     sinks.append(last)
@@ -119,11 +123,14 @@ async def test_sigkills_at_random_and_between_files_and_commit_with_expiry_runni
     stop_maintenance.set()
     assert last.stop() == 0, last.log_tail()
 
-    assert await maintenance > 0
-    assert kills == load.kills, "a sink exited on its own: see its log"
+    done = await maintenance
+    assert done["compactions"] > 0, done  # the data is all on 2026-01-01, a closed day
+    assert done["expired"] > 0, done
+    # kills landed between writing the data files and the catalog swap, and right after it
+    assert kills["audit.before_commit"] > 0, kills
+    assert kills["audit.after_commit"] > 0, kills
     rows = await assert_audit_equals_decisions(settings)
     assert len(rows) == total
-    assert _orphan_data_files(settings) > 0  # proof that kills landed before a catalog swap
 
 
 async def test_two_sinks_on_one_table_race_without_duplicates(

@@ -80,6 +80,18 @@ def test_show_travels_in_time_by_snapshot_and_by_ingest_time(
     assert _audit(settings, "show", late, "--as-of", "2026-03-01T12:05:00Z").exit_code == 0
 
 
+def test_maintain_compacts_closed_days_and_expires_snapshots(
+    settings: FraudscoreSettings, decisions: list[DecisionRecord]
+) -> None:
+    _fill(settings, decisions)  # two checkpoints: two files of the same (long closed) day
+    day = decisions[0].event_time[:10]
+    result = _audit(settings, "maintain", "--compact", "--keep", "1", "--min-age-minutes", "0")
+    assert result.exit_code == 0, result.output
+    assert f"compacted {day}: 2 files" in result.output
+    assert "expired 2 snapshot(s)" in result.output  # the appends; compaction came after "now"
+    assert _audit(settings, "show", decisions[30].transaction_id).exit_code == 0
+
+
 def test_show_refuses_what_it_cannot_answer(
     settings: FraudscoreSettings, decisions: list[DecisionRecord]
 ) -> None:

@@ -8,8 +8,10 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.table.snapshots import Operation
 from pyiceberg.types import DecimalType, DoubleType, TimestamptzType
 
 from models.pipeline import DecisionRecord, encode_decision
@@ -283,3 +285,58 @@ def test_a_sink_commit_staged_before_an_expiry_still_lands(
     assert sink.commit(staged) is not None
     assert _keyed(_all_rows(sink)) == _keyed(read)
     assert len(sink.table.snapshots()) == 2
+
+
+def _spread(read: list[CommittedDecision], days: int = 3) -> list[CommittedDecision]:
+    """The decisions moved to the first ``days`` days of 2026 in turn (times of day kept)."""
+    return [
+        dataclasses.replace(
+            c,
+            decision=msgspec.structs.replace(
+                c.decision, event_time=f"2026-01-{1 + i % days:02d}{c.decision.event_time[10:]}"
+            ),
+        )
+        for i, c in enumerate(read)
+    ]
+
+
+def test_compaction_rewrites_a_day_into_one_file_and_the_sink_carries_on(
+    tmp_path: Path, table: AuditTable, read: list[CommittedDecision]
+) -> None:
+    assert table.days_to_compact(date(2026, 1, 3)) == []  # empty table
+    spread = _spread(read)
+    for start in range(0, 500, 100):
+        _append(table, spread[start : start + 100])
+    before = table.position()
+    assert table.days_to_compact(date(2026, 1, 3)) == [date(2026, 1, 1), date(2026, 1, 2)]
+
+    maintenance = _table(tmp_path)
+    assert maintenance.compact_day(date(2026, 1, 2)) == 5
+    assert maintenance.compact_day(date(2026, 1, 2)) == 0  # one file: nothing to do
+    table.table.refresh()
+    assert table.days_to_compact(date(2026, 1, 3)) == [date(2026, 1, 1)]
+    after = table.position()
+    assert (after.checkpoint_id, after.offsets) == (before.checkpoint_id, before.offsets)
+    assert _keyed(_all_rows(table)) == _keyed(spread[:500])
+
+    on_day_2 = spread[1].decision.transaction_id
+    assert len(table.find(on_day_2, snapshot_id=before.snapshot_id)) == 1  # before compaction
+    [delete] = [s for s in table.table.snapshots() if s.summary.operation == Operation.DELETE]  # type: ignore[union-attr]
+    with pytest.raises(AuditError, match="first half of the compaction of 2026-01-02"):
+        table.find(on_day_2, snapshot_id=delete.snapshot_id)
+    assert _append(table, spread) == len(spread) - 500
+    assert _keyed(_all_rows(table)) == _keyed(spread)
+
+
+def test_a_sink_commit_staged_before_a_compaction_is_staged_again_on_it(
+    tmp_path: Path, table: AuditTable, read: list[CommittedDecision]
+) -> None:
+    spread = _spread(read)
+    for start in range(0, 300, 100):
+        _append(table, spread[start : start + 100])
+    staged = table.stage(spread[:400], INGESTED)
+    assert _table(tmp_path).compact_day(date(2026, 1, 1)) == 3
+    assert staged is not None
+    assert table.commit(staged) is None
+    assert _append(table, spread[:400]) == 100
+    assert _keyed(_all_rows(table)) == _keyed(spread[:400])
