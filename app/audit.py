@@ -99,6 +99,11 @@ def expire_snapshots(settings: FraudscoreSettings, older_than: datetime, keep: i
     return len(load_audit_table(settings).expire_snapshots(older_than, keep))
 
 
+def remove_orphan_files(settings: FraudscoreSettings, older_than: datetime) -> int:
+    """Delete unreferenced files of the audit table written before ``older_than``; how many."""
+    return len(load_audit_table(settings).remove_orphan_files(older_than))
+
+
 def compact_closed_days(settings: FraudscoreSettings, today: date) -> dict[date, int]:
     """Compact every day before ``today`` (UTC) whose rows are in several files (safe while
     the sink writes); files replaced per day compacted."""

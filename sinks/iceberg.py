@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Final
+from urllib.parse import urlparse
 
 import pyarrow as pa
+from pyarrow import fs as pafs
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.expressions import (
@@ -511,6 +513,32 @@ class AuditTable:
             )
         return replaced
 
+    def remove_orphan_files(self, older_than: datetime) -> list[str]:
+        """Delete the files under the table's location that its metadata does not reach and
+        that were last written before ``older_than``: data files of checkpoints killed before
+        their swap or replaced by compaction, manifests and manifest lists of expired
+        snapshots, metadata files older than the metadata log. Returns their paths.
+
+        Give a safety age of hours at least: a writer's files exist before its commit makes
+        them reachable, and deleting them then would break the commit's snapshot.
+        """
+        self.table.refresh()
+        filesystem, root = pafs.FileSystem.from_uri(self.table.location())
+        reachable = _reachable(self.table)
+        cutoff = older_than.timestamp()
+        orphans = [
+            info.path
+            for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
+            if info.type == pafs.FileType.File
+            and info.path not in reachable
+            and info.mtime.timestamp() < cutoff
+        ]
+        for path in orphans:
+            filesystem.delete_file(path)
+        if orphans:
+            log.info("removed %d orphan files of %s", len(orphans), self.table.name())
+        return orphans
+
     def _add_features(self, decisions: Sequence[CommittedDecision]) -> None:
         """Schema evolution: a feature the table does not know becomes an optional column."""
         every = itertools.chain.from_iterable(c.decision.features for c in decisions)
@@ -556,6 +584,23 @@ def _expirable(table: Table, older_than: datetime, keep: int) -> list[int]:
         for s in table.snapshots()
         if s.timestamp_ms < cutoff and s.snapshot_id not in kept
     ]
+
+
+def _reachable(table: Table) -> set[str]:
+    """Every file the table's metadata references, as filesystem paths (no scheme)."""
+    metadata = table.metadata
+    uris = {table.metadata_location, *(entry.metadata_file for entry in metadata.metadata_log)}
+    uris |= {snapshot.manifest_list for snapshot in metadata.snapshots}
+    if metadata.snapshots:  # pyiceberg cannot inspect a table without snapshots
+        uris |= set(table.inspect.all_manifests()["path"].to_pylist())
+        uris |= set(table.inspect.all_files()["file_path"].to_pylist())
+    return {_path_of(uri) for uri in uris}
+
+
+def _path_of(uri: str) -> str:
+    """A URI as pyarrow's filesystems name the file: the path for file://, bucket/key else."""
+    parsed = urlparse(uri)
+    return parsed.path if parsed.scheme in ("", "file") else parsed.netloc + parsed.path
 
 
 def _day_condition(day: date) -> BooleanExpression:

@@ -14,7 +14,13 @@ import msgspec
 import typer
 from rich.table import Table
 
-from app.audit import compact_closed_days, expire_snapshots, find_transaction, serve
+from app.audit import (
+    compact_closed_days,
+    expire_snapshots,
+    find_transaction,
+    remove_orphan_files,
+    serve,
+)
 from app.cli.console import OutputFormat, catch_errors, console, stdout
 from app.logs import configure_logging
 from app.settings import get_settings
@@ -120,14 +126,22 @@ def maintain(
         bool,
         typer.Option(help="First rewrite each day before today (UTC) that has several files"),
     ] = False,
+    orphans_older_than_hours: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            help="Last, delete the files no snapshot references that are older than this "
+            "(a safety age: a writer's files exist before its commit references them)",
+        ),
+    ] = None,
 ) -> None:
-    """Compact closed days (with --compact), then expire old snapshots of the audit table;
-    safe while the sink is writing.
+    """Compact closed days (with --compact), expire old snapshots of the audit table, and
+    remove orphan files (with --orphans-older-than-hours); safe while the sink is writing.
 
     Commit latency grows with every retained snapshot, so expire every few minutes; compact
     once a day. The newest snapshot that records the sink's offsets is always kept, and so
     are branch and tag heads. Rows stay: expiry only forgets old versions of the table (and
-    their time travel). Not done yet: the removal of orphan files (docs/AUDIT.md).
+    their time travel). Removing orphans once a day with a safety age of days is enough.
     """
     now = datetime.now(UTC)
     older_than = now - timedelta(minutes=min_age_minutes)
@@ -135,9 +149,16 @@ def maintain(
     with catch_errors():
         compacted = compact_closed_days(settings, now.date()) if compact else {}
         expired = expire_snapshots(settings, older_than, keep)
+        removed = (
+            None
+            if orphans_older_than_hours is None
+            else remove_orphan_files(settings, now - timedelta(hours=orphans_older_than_hours))
+        )
     for day, files in compacted.items():
         console.print(f"compacted {day}: {files} files rewritten as one commit")
     console.print(f"expired {expired} snapshot(s) older than {older_than.isoformat()}")
+    if removed is not None:
+        console.print(f"removed {removed} orphan file(s)")
 
 
 def _row_table(row: AuditRow) -> Table:

@@ -85,10 +85,13 @@ def test_maintain_compacts_closed_days_and_expires_snapshots(
 ) -> None:
     _fill(settings, decisions)  # two checkpoints: two files of the same (long closed) day
     day = decisions[0].event_time[:10]
-    result = _audit(settings, "maintain", "--compact", "--keep", "1", "--min-age-minutes", "0")
+    maintain = ["maintain", "--compact", "--keep", "1", "--min-age-minutes", "0"]
+    result = _audit(settings, *maintain, "--orphans-older-than-hours", "1")
     assert result.exit_code == 0, result.output
     assert f"compacted {day}: 2 files" in result.output
     assert "expired 2 snapshot(s)" in result.output  # the appends; compaction came after "now"
+    assert "removed 0 orphan file(s)" in result.output  # the replaced files are minutes old
+    assert _audit(settings, *maintain, "--orphans-older-than-hours", "0.5").exit_code == 2
     assert _audit(settings, "show", decisions[30].transaction_id).exit_code == 0
 
 

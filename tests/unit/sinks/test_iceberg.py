@@ -340,3 +340,27 @@ def test_a_sink_commit_staged_before_a_compaction_is_staged_again_on_it(
     assert table.commit(staged) is None
     assert _append(table, spread[:400]) == 100
     assert _keyed(_all_rows(table)) == _keyed(spread[:400])
+
+
+def test_orphan_removal_deletes_only_what_no_snapshot_reaches(
+    table: AuditTable, read: list[CommittedDecision]
+) -> None:
+    spread = _spread(read)
+    for start in range(0, 300, 100):
+        _append(table, spread[start : start + 100])
+    killed = table.stage(spread[:400], INGESTED)  # its files are written; it never commits
+    assert killed is not None
+    assert table.compact_day(date(2026, 1, 1)) == 3  # leaves the replaced data files behind
+    assert table.expire_snapshots(datetime.now(UTC) + timedelta(minutes=1), keep=1)
+
+    assert table.remove_orphan_files(datetime.now(UTC) - timedelta(hours=1)) == []  # too young
+    removed = table.remove_orphan_files(datetime.now(UTC) + timedelta(seconds=1))
+    kinds = Counter(Path(path).suffix for path in removed)
+    assert kinds[".parquet"] >= 4, kinds  # the killed checkpoint's and the compacted day's
+    assert kinds[".avro"] >= 4, kinds  # manifests and manifest lists of expired snapshots
+    assert table.remove_orphan_files(datetime.now(UTC) + timedelta(seconds=1)) == []
+
+    for snapshot in table.table.snapshots():  # every snapshot left reads in full
+        table.table.scan(snapshot_id=snapshot.snapshot_id).to_arrow()
+    assert _keyed(_all_rows(table)) == _keyed(spread[:300])
+    assert _append(table, spread) == len(spread) - 300
