@@ -50,6 +50,17 @@ async def wait_for_rows(
         await asyncio.sleep(0.25)
 
 
+async def assert_audited(settings: FraudscoreSettings, expect: int, log_path: Path) -> None:
+    """Run an audit sink over the decisions topic until the table holds ``expect`` rows, stop
+    it (SIGTERM), and check the table against the topic."""
+    sink = start_sink(settings, log_path, audit_checkpoint_interval_ms=1000)
+    try:
+        await wait_for_rows(settings, expect, sink)
+    finally:
+        assert sink.stop() == 0, sink.log_tail()
+    assert len(await assert_audit_equals_decisions(settings)) == expect
+
+
 async def assert_audit_equals_decisions(settings: FraudscoreSettings) -> list[AuditRow]:
     """One row per committed decision record and nothing else: same topic coordinates, the
     decision record byte for byte (re-encoded from the row), the worker's decision time; no
