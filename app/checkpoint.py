@@ -38,7 +38,13 @@ from app.failpoint import Failpoints
 from app.partition import PartitionTask
 from app.settings import FraudscoreSettings
 from models.pipeline import encode_decision
-from sinks.kafka import Headers, checkpoint_producer, dead_letter_headers, dead_letter_value
+from sinks.kafka import (
+    PROCESSED_AT_HEADER,
+    Headers,
+    checkpoint_producer,
+    dead_letter_headers,
+    dead_letter_value,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +163,7 @@ class Checkpointer:
                     on_delivery=on_delivery,
                 )
         self.failpoints.hit("checkpoint.after_changelog")
-        headers: Headers = [("fraudscore.processed_at_ms", str(int(time.time() * 1000)).encode())]
+        headers: Headers = [(PROCESSED_AT_HEADER, str(int(time.time() * 1000)).encode())]
         for task in tasks:
             for key, decision in task.pending.result.decisions:
                 self._produce(settings.decisions_topic, key, encode_decision(decision), headers)

@@ -9,7 +9,9 @@ Spec: comma-separated ``step=N`` pairs, e.g. ``checkpoint.after_offsets=5,restor
 ``step=N:stop`` sends SIGSTOP instead of SIGKILL, freezing the process mid-step (a zombie in
 the making: the fault suite lets its partitions move, then wakes it with SIGCONT).
 Steps: ``checkpoint.after_changelog``, ``checkpoint.after_outputs``,
-``checkpoint.after_offsets``, ``checkpoint.after_commit``, ``restore.read``.
+``checkpoint.after_offsets``, ``checkpoint.after_commit``, ``restore.read``; and in the audit
+sink ``audit.before_commit`` (data files written, catalog not yet swapped) and
+``audit.after_commit`` (swapped, monitoring offsets not yet committed).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ STEPS = frozenset(
         "checkpoint.after_offsets",
         "checkpoint.after_commit",
         "restore.read",
+        "audit.before_commit",
+        "audit.after_commit",
     }
 )
 

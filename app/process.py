@@ -1,4 +1,5 @@
-"""Running ``fraudscore worker`` as a child process, configured through its environment.
+"""Running ``fraudscore worker`` (or another long-running command, e.g. ``audit-sink``) as a
+child process, configured through its environment.
 
 Used by ``fraudscore demo`` and by the integration and fault tests.
 """
@@ -6,6 +7,7 @@ Used by ``fraudscore demo`` and by the integration and fault tests.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -22,22 +24,29 @@ def settings_env(settings: FraudscoreSettings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDSCORE_")}
     for name in type(settings).model_fields:
         value = getattr(settings, name)
-        if value is not None:  # unset stays unset ("None" would be read as a string)
+        if isinstance(value, dict):  # pydantic-settings reads complex values as JSON
+            env[f"FRAUDSCORE_{name.upper()}"] = json.dumps(value)
+        elif value is not None:  # unset stays unset ("None" would be read as a string)
             env[f"FRAUDSCORE_{name.upper()}"] = str(value)
     return env
 
 
 class WorkerProcess:
-    """A worker subprocess with its log in a file; stopped by PID, never by pattern."""
+    """A worker (or ``command``) subprocess with its log in a file; stopped by PID, never by
+    pattern."""
 
     def __init__(
-        self, settings: FraudscoreSettings, log_path: Path, args: Sequence[str] = ()
+        self,
+        settings: FraudscoreSettings,
+        log_path: Path,
+        args: Sequence[str] = (),
+        command: str = "worker",
     ) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
         self._log_start = self._log.tell()
         self.process = subprocess.Popen(  # noqa: S603 - our own CLI, our own arguments
-            [sys.executable, "-m", "app", "worker", *args],
+            [sys.executable, "-m", "app", command, *args],
             env=settings_env(settings),
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -107,6 +107,34 @@ class FraudscoreSettings(BaseSettings):
         "to load; unset: train the built-in default model at start (about 4 s)",
     )
 
+    # --- Audit trail (Iceberg) ---------------------------------------------------------------
+    audit_catalog_uri: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the Iceberg SQL catalog (sqlite:///… or "
+        "postgresql+psycopg2://…); default: SQLite file <var_dir>/audit/catalog.db",
+    )
+    audit_warehouse: str | None = Field(
+        default=None,
+        description="Where the audit table's data and metadata files go; default: "
+        "file://<var_dir>/audit/warehouse",
+    )
+    audit_table: str = Field(default="fraud.decisions", description="The audit table")
+    audit_table_properties: dict[str, str] = Field(
+        default={"commit.manifest-merge.enabled": "true"},
+        description="Iceberg table properties of the audit table (JSON); the sink always adds "
+        "commit.retry.num-retries=0",
+    )
+    audit_group_id: str = Field(
+        default="fraudscore-audit",
+        description="Consumer group the audit sink commits its offsets to, for monitoring only",
+    )
+    audit_checkpoint_interval_ms: int = Field(
+        default=30_000, ge=1, description="Longest time between audit commits while busy"
+    )
+    audit_checkpoint_max_records: int = Field(
+        default=50_000, ge=1, description="Commit to the audit table after this many decisions"
+    )
+
     # --- Local files ----------------------------------------------------------------------
     var_dir: Path = Field(default=Path("var"), description="Root of all local state and data")
     kafka_version: str = Field(
@@ -127,6 +155,11 @@ class FraudscoreSettings(BaseSettings):
     def kafka_dir(self) -> Path:
         """Local broker: config, data, log and PID file."""
         return self.var_dir / "kafka"
+
+    @property
+    def audit_dir(self) -> Path:
+        """The default audit catalog (SQLite) and warehouse."""
+        return self.var_dir / "audit"
 
     @property
     def exactly_once(self) -> bool:

@@ -6,6 +6,7 @@ subclass it; each package keeps its own errors in its own ``errors.py``:
     ├── TopicError                       sinks/errors.py   a topic is missing or mis-shaped
     ├── StateError                       sinks/errors.py   local state cannot be used
     ├── DatasetError                     sinks/errors.py   a dataset directory cannot be read
+    ├── AuditError                       sinks/errors.py   the audit table cannot be used as asked
     ├── BrokerError                      app/errors.py     local Kafka cannot be fetched/started
     │   └── MissingToolError             app/errors.py     java or mvn is not installed
     ├── SavepointError                   app/errors.py     a savepoint cannot be taken or imported

@@ -15,3 +15,7 @@ class StateError(FraudscoreError):
 
 class DatasetError(FraudscoreError):
     """A dataset directory is missing a file or cannot be read."""
+
+
+class AuditError(FraudscoreError):
+    """The audit table cannot be written or read as asked."""

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from confluent_kafka import Consumer, Producer
@@ -33,6 +33,7 @@ CHANGELOG_CONFIG = {
 }
 
 Headers = list[tuple[str, str | bytes | None]]
+PROCESSED_AT_HEADER = "fraudscore.processed_at_ms"  # on decisions: when the worker decided
 
 
 def client_options(settings: FraudscoreSettings) -> dict[str, Any]:
@@ -189,4 +190,18 @@ def savepoint_producer(settings: FraudscoreSettings, partition: int) -> AIOKafka
         transaction_timeout_ms=settings.transaction_timeout_ms,
         enable_idempotence=True,
         acks="all",
+    )
+
+
+def audit_reader(settings: FraudscoreSettings) -> AIOKafkaConsumer:
+    """The audit sink's consumer of the decisions topic: ``read_committed``, positioned by the
+    audit table (an offset the log no longer has is an error, never a silent skip); its group
+    only receives the table's offsets, for monitoring."""
+    return AIOKafkaConsumer(
+        **client_options(settings),
+        group_id=settings.audit_group_id,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="none",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
     )

@@ -1,4 +1,4 @@
-"""Fixtures shared by all tests: the real Kafka broker and unique names.
+"""Fixtures shared by all tests: the real Kafka broker, a PostgreSQL server and unique names.
 
 ``kafka_bootstrap`` is the broker every integration test talks to. With
 ``FRAUDSCORE_KAFKA_BOOTSTRAP`` set, that broker is used as it is and nothing is started or
@@ -17,6 +17,7 @@ import pytest
 
 from app.broker import LocalBroker
 from app.settings import get_settings
+from tests.support.postgres import LocalPostgres
 
 EXTERNAL_BROKER_ENV = "FRAUDSCORE_KAFKA_BOOTSTRAP"
 
@@ -36,6 +37,17 @@ def kafka_bootstrap() -> Iterator[str]:
     finally:
         if started:
             broker.down()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A PostgreSQL server of this session (for the audit catalog), stopped at its end."""
+    server = LocalPostgres()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import kafka, savepoint
+from app.cli import audit, kafka, savepoint
 from app.cli.demo import demo
 from app.cli.generate import generate
 from app.cli.loadgen import loadgen
@@ -26,8 +26,14 @@ app.add_typer(
     name="savepoint",
     help="Portable snapshots of all card state and the committed input offsets",
 )
+app.add_typer(
+    audit.app,
+    name="audit",
+    help="Query and maintain the audit trail (the Iceberg table of every decision)",
+)
 
 app.command()(worker)
+app.command(name="audit-sink")(audit.audit_sink)
 app.command()(demo)
 app.command()(loadgen)
 app.command()(generate)

@@ -1,5 +1,6 @@
 """The shape every fault test shares: feed the input while faults happen, then let the
-survivors catch up, stop them cleanly and check everything against the crash-free run."""
+survivors catch up, stop them cleanly and check everything against the crash-free run; last,
+an audit sink must turn the decisions into exactly one audit row each."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 from app.loadgen import LoadgenResult, produce
 from app.process import WorkerProcess
 from tests.fault.conftest import CARDS, MALFORMED, RATE, SEED
+from tests.support.audit import assert_audited
 from tests.support.deployment import Deployment, assert_exactly_once
 from tests.support.reference import Reference, reference
 
@@ -35,4 +37,5 @@ async def finish(
     for worker in workers:
         assert worker.stop() == 0, worker.log_tail()
     await assert_exactly_once(dep, ref)
+    await assert_audited(dep.settings, len(ref.decisions), dep.log_dir / "audit-sink.log")
     return ref

@@ -1,4 +1,5 @@
-"""Settings for one test's own deployment: unique topics and group, state under ``var_dir``."""
+"""Settings for one test's own deployment: unique topics and groups; state, and the audit
+catalog and warehouse, under ``var_dir``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def isolated_settings(
         dlq_topic=f"tx-{unique}.dlq",
         changelog_topic=f"state-{unique}.changelog",
         group_id=f"fraudscore-{unique}",
+        audit_group_id=f"fraudscore-audit-{unique}",
         var_dir=var_dir,
         **overrides,
     )

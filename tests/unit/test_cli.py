@@ -28,6 +28,10 @@ README = Path(__file__).resolve().parents[2] / "README.md"
         ["savepoint"],
         ["savepoint", "create"],
         ["savepoint", "show"],
+        ["audit-sink"],
+        ["audit"],
+        ["audit", "show"],
+        ["audit", "maintain"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:

@@ -1,0 +1,242 @@
+"""The audit sink (``fraudscore audit-sink``) and the audit table as the settings configure it.
+
+The sink reads every partition of the decisions topic with ``read_committed`` and appends what
+it read to the Iceberg audit table once per audit checkpoint: every
+``audit_checkpoint_interval_ms`` (30 s) or ``audit_checkpoint_max_records`` (50,000
+decisions), and once more on SIGTERM. It never scores anything: it records the decisions the
+workers committed.
+
+Where it resumes is what the table says (``sinks.iceberg.committed_position``), never the
+consumer group: the group's offsets are committed after each checkpoint for monitoring only.
+A checkpoint that loses a commit race (another sink, maintenance) is staged again on the new
+head, which drops what that head already holds; see docs/AUDIT.md for the whole argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+
+import msgspec
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+from pyiceberg.catalog.sql import SqlCatalog
+
+from app.failpoint import Failpoints
+from app.settings import FraudscoreSettings
+from models.pipeline import DecisionRecord
+from sinks.errors import AuditError
+from sinks.iceberg import (
+    AuditPosition,
+    AuditRow,
+    AuditTable,
+    CommittedDecision,
+    from_epoch_ms,
+    load_table,
+    open_table,
+)
+from sinks.kafka import PROCESSED_AT_HEADER, audit_reader, ensure_topics, topic_partitions
+
+log = logging.getLogger(__name__)
+
+CATALOG_NAME = "fraudscore"
+_POLL_MS = 200  # longest wait for records: bounds how late a due checkpoint or SIGTERM is seen
+_decoder = msgspec.json.Decoder(DecisionRecord)
+
+
+def catalog_properties(settings: FraudscoreSettings) -> dict[str, str]:
+    """The SQL catalog's properties, all from the settings (never ``~/.pyiceberg.yaml``)."""
+    audit_dir = settings.audit_dir.resolve()
+    uri = settings.audit_catalog_uri
+    if uri is None:
+        audit_dir.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{audit_dir / 'catalog.db'}"
+    warehouse = settings.audit_warehouse or (audit_dir / "warehouse").as_uri()
+    return {"uri": uri, "warehouse": warehouse}
+
+
+def _catalog(settings: FraudscoreSettings) -> SqlCatalog:
+    return SqlCatalog(CATALOG_NAME, **catalog_properties(settings))
+
+
+def open_audit_table(settings: FraudscoreSettings) -> AuditTable:
+    """The audit table, created with the configured properties if missing (for writers)."""
+    return open_table(_catalog(settings), settings.audit_table, settings.audit_table_properties)
+
+
+def load_audit_table(settings: FraudscoreSettings) -> AuditTable:
+    """The audit table, which must exist (for readers)."""
+    return load_table(_catalog(settings), settings.audit_table)
+
+
+def find_transaction(
+    settings: FraudscoreSettings,
+    transaction_id: str,
+    *,
+    snapshot_id: int | None = None,
+    as_of: datetime | None = None,
+    day: date | None = None,
+) -> list[AuditRow]:
+    """The audit rows of one transaction (for ``fraudscore audit show`` and the API).
+
+    ``snapshot_id``: as the table was in that snapshot (Iceberg time travel). ``as_of``: only
+    what had been ingested by then, which keeps working after snapshots expire. ``day``: the
+    event date (UTC), to read that day's files only. Blocking I/O: from async code, call it in
+    a thread.
+    """
+    return load_audit_table(settings).find(
+        transaction_id, snapshot_id=snapshot_id, ingested_by=as_of, day=day
+    )
+
+
+def expire_snapshots(settings: FraudscoreSettings, older_than: datetime, keep: int) -> int:
+    """Expire old snapshots of the audit table (safe while the sink writes); how many."""
+    return len(load_audit_table(settings).expire_snapshots(older_than, keep))
+
+
+def remove_orphan_files(settings: FraudscoreSettings, older_than: datetime) -> int:
+    """Delete unreferenced files of the audit table written before ``older_than``; how many."""
+    return len(load_audit_table(settings).remove_orphan_files(older_than))
+
+
+def compact_closed_days(settings: FraudscoreSettings, today: date) -> dict[date, int]:
+    """Compact every day before ``today`` (UTC) whose rows are in several files (safe while
+    the sink writes); files replaced per day compacted."""
+    table = load_audit_table(settings)
+    done = {day: table.compact_day(day) for day in table.days_to_compact(today)}
+    return {day: files for day, files in done.items() if files}
+
+
+class AuditSink:
+    def __init__(self, settings: FraudscoreSettings, table: AuditTable) -> None:
+        self.settings = settings
+        self.table = table
+        self.failpoints = Failpoints(settings.failpoints)
+        self.consumer = audit_reader(settings)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume and append until ``stop`` is set; then append what is pending."""
+        await ensure_topics(self.settings)
+        position = await asyncio.to_thread(self.table.position)
+        await self.consumer.start()
+        try:
+            await self._seek(position)
+            log.info(
+                "audit sink ready at checkpoint %d, offsets %s",
+                position.checkpoint_id,
+                position.offsets.get(self.settings.decisions_topic, {}),
+            )
+            await self._consume(stop)
+        finally:
+            await self.consumer.stop()
+
+    async def _seek(self, position: AuditPosition) -> None:
+        partitions = await topic_partitions(self.settings, self.settings.decisions_topic)
+        self.consumer.assign(partitions)
+        for tp in partitions:
+            if tp.topic in position.offsets and tp.partition in position.offsets[tp.topic]:
+                self.consumer.seek(tp, position.offsets[tp.topic][tp.partition])
+            else:
+                await self.consumer.seek_to_beginning(tp)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        interval_s = self.settings.audit_checkpoint_interval_ms / 1000
+        max_records = self.settings.audit_checkpoint_max_records
+        pending: list[CommittedDecision] = []
+        due = time.monotonic() + interval_s
+        while not stop.is_set():
+            fetched = await self._fetch(max_records - len(pending))
+            if fetched:
+                pending.extend(fetched)
+                log.debug("%d decisions pending", len(pending))
+            if len(pending) >= max_records or (pending and time.monotonic() >= due):
+                await self._checkpoint(pending)
+                pending = []
+                due = time.monotonic() + interval_s
+        if pending:
+            await self._checkpoint(pending)
+
+    async def _fetch(self, limit: int) -> list[CommittedDecision]:
+        try:
+            batches = await self.consumer.getmany(timeout_ms=_POLL_MS, max_records=limit)
+        except OffsetOutOfRangeError as exc:
+            raise AuditError(
+                f"decisions the audit table does not hold yet were deleted from "
+                f"{self.settings.decisions_topic} ({exc}); the audit trail has a gap there. "
+                "Restore them, or accept the gap by appending a snapshot with later offsets"
+            ) from exc
+        return [_committed(record) for records in batches.values() for record in records]
+
+    async def _checkpoint(self, pending: Sequence[CommittedDecision]) -> None:
+        position = await asyncio.to_thread(self._append, pending)
+        await self._report(position)
+
+    def _append(self, pending: Sequence[CommittedDecision]) -> AuditPosition:
+        """Append what the table does not hold yet; on a lost race, again on the new head."""
+        started, attempt = time.monotonic(), 0
+        while True:
+            attempt += 1
+            staged = self.table.stage(pending, datetime.now(UTC))
+            if staged is None:
+                log.info("the %d decisions read were all in the table already", len(pending))
+                return self.table.position()
+            self.failpoints.hit("audit.before_commit")
+            position = self.table.commit(staged)
+            if position is not None:
+                self.failpoints.hit("audit.after_commit")
+                log.info(
+                    "audit checkpoint %d: %d rows in %.0f ms",
+                    position.checkpoint_id,
+                    staged.rows,
+                    (time.monotonic() - started) * 1000,
+                )
+                return position
+            log.warning(
+                "audit checkpoint %d lost a commit race (attempt %d); staging it again",
+                staged.checkpoint_id,
+                attempt,
+            )
+            time.sleep(random.uniform(0.0, min(1.0, 0.05 * attempt)))
+
+    async def _report(self, position: AuditPosition) -> None:
+        """Commit the table's offsets to the consumer group, for lag monitoring only."""
+        topic = self.settings.decisions_topic
+        offsets = {TopicPartition(topic, p): o for p, o in position.offsets.get(topic, {}).items()}
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError:
+            log.warning("could not commit monitoring offsets to %s", self.settings.audit_group_id)
+
+
+def _committed(record: ConsumerRecord) -> CommittedDecision:
+    try:
+        decision = _decoder.decode(record.value)
+    except msgspec.DecodeError as exc:
+        raise AuditError(
+            f"the decision at {record.topic}/{record.partition}@{record.offset} cannot be "
+            f"decoded ({exc}); the audit sink stops rather than leave a hole in the trail: "
+            "find what wrote it to the decisions topic"
+        ) from exc
+    processed_at = dict(record.headers).get(PROCESSED_AT_HEADER)
+    return CommittedDecision(
+        decision,
+        record.topic,
+        record.partition,
+        record.offset,
+        None if processed_at is None else from_epoch_ms(int(processed_at)),
+    )
+
+
+async def serve(settings: FraudscoreSettings) -> None:
+    """Run the audit sink until SIGTERM or SIGINT, then append what is pending and exit."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    table = await asyncio.to_thread(open_audit_table, settings)
+    await AuditSink(settings, table).run(stop)

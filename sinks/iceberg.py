@@ -1,0 +1,642 @@
+"""The audit trail on Apache Iceberg: the table ``fraud.decisions``, its rows, exactly-once
+appends, lookups and snapshot expiry (pyiceberg 0.12, any SQL catalog).
+
+One row per committed decision: the decision record as the worker wrote it (token only,
+amount as a decimal, event time as UTC microseconds, the feature vector as a struct of named
+optional doubles, score, decision, reasons, model/policy/feature-schema versions, input
+source), where it sat in the decisions topic, when the worker decided it, and which audit
+checkpoint ingested it when. Partitioned by ``day(event_time)``; every batch is sorted by card
+and event time before it is written (pyiceberg stores a sort order but does not sort).
+
+Exactly once (docs/AUDIT.md has the argument): every append carries, in its snapshot summary,
+the audit checkpoint id and the next offset of every decisions partition ever written. An
+append keeps only the decisions at or after the offsets of the snapshot it is based on, and
+the catalog accepts it only while that snapshot is still the table's head: pyiceberg's own
+retry, which re-bases a losing append onto the winner and so duplicates rows, is switched off
+(``commit.retry.num-retries=0``); a loser refreshes, filters again and retries.
+
+Nothing here reads settings or the clock: the catalog, table properties and ingest time come
+from the caller (``app/audit.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Final
+from urllib.parse import urlparse
+
+import pyarrow as pa
+from pyarrow import fs as pafs
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.expressions import (
+    And,
+    BooleanExpression,
+    EqualTo,
+    GreaterThanOrEqual,
+    LessThan,
+    LessThanOrEqual,
+    LiteralPredicate,
+    Reference,
+)
+from pyiceberg.expressions.literals import literal
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table, Transaction
+from pyiceberg.table.snapshots import Operation, Snapshot, ancestors_of
+from pyiceberg.table.sorting import SortField, SortOrder
+from pyiceberg.transforms import DayTransform, IdentityTransform
+from pyiceberg.types import (
+    DecimalType,
+    DoubleType,
+    IcebergType,
+    IntegerType,
+    ListType,
+    LongType,
+    NestedField,
+    StringType,
+    StructType,
+    TimestamptzType,
+)
+from pyiceberg.utils.datetime import datetime_to_millis
+
+from features.card import FEATURE_NAMES
+from features.currency import MINOR_UNIT_EXPONENTS
+from models.pipeline import DecisionRecord, Source, format_event_time
+from sinks.errors import AuditError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_PROPERTY: Final = "fraudscore.audit.checkpoint-id"
+OFFSETS_PROPERTY: Final = "fraudscore.audit.offsets"  # JSON {topic: {partition: next offset}}
+COMPACTED_PROPERTY: Final = "fraudscore.audit.compacted-day"  # on a compaction's two snapshots
+REQUIRED_PROPERTIES: Final = {"commit.retry.num-retries": "0"}
+AMOUNT_TYPE: Final = DecimalType(18, 4)  # ISO 4217 exponents go up to 4; amounts <= 10**12 minor
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_METADATA_ATTEMPTS: Final = 5  # a metadata change or compaction that keeps losing races gives up
+_SORT: Final = [("card_id", "ascending"), ("event_time", "ascending")]
+
+
+# --- The table --------------------------------------------------------------------------
+
+
+def audit_schema(feature_names: Sequence[str] = FEATURE_NAMES) -> Schema:
+    """The table's schema for a first feature set; later features become optional columns."""
+    ids = itertools.count(1)
+
+    def col(name: str, kind: IcebergType, doc: str, *, required: bool = True) -> NestedField:
+        return NestedField(next(ids), name, kind, required=required, doc=doc)
+
+    features = StructType(
+        *(NestedField(next(ids), name, DoubleType(), required=False) for name in feature_names)
+    )
+    return Schema(
+        col("transaction_id", StringType(), "the input transaction's id"),
+        col("card_id", StringType(), "card token (never a card number)"),
+        col("amount", AMOUNT_TYPE, "amount in the currency's major unit"),
+        col("currency", StringType(), "ISO 4217 code"),
+        col("merchant_id", StringType(), "merchant"),
+        col("event_time", TimestamptzType(), "when the transaction happened (UTC)"),
+        col("score", DoubleType(), "the score the decision was taken on"),
+        col("shadow_score", DoubleType(), "score of a shadow model, if one ran", required=False),
+        col("shadow_model_version", StringType(), "the shadow model", required=False),
+        col("decision", StringType(), "APPROVE, REVIEW or DECLINE"),
+        col("reasons", ListType(next(ids), StringType(), element_required=True), "reason codes"),
+        col("model_version", StringType(), "model that scored"),
+        col("policy_version", StringType(), "decision policy"),
+        col("feature_schema_version", IntegerType(), "version of the feature definitions"),
+        col("features", features, "the feature vector, by name (null: not computed)"),
+        col("source_topic", StringType(), "input topic of the transaction"),
+        col("source_partition", IntegerType(), "input partition"),
+        col("source_offset", LongType(), "input offset"),
+        col("decision_topic", StringType(), "topic the decision was read from"),
+        col("decision_partition", IntegerType(), "its partition"),
+        col("decision_offset", LongType(), "its offset"),
+        col("decided_at", TimestamptzType(), "when the worker decided", required=False),
+        col("checkpoint_id", LongType(), "audit checkpoint (Iceberg commit) that added the row"),
+        col("ingested_at", TimestamptzType(), "when that audit checkpoint was written"),
+    )
+
+
+def _layout(schema: Schema) -> tuple[PartitionSpec, SortOrder]:
+    event_time = schema.find_field("event_time").field_id
+    card = schema.find_field("card_id").field_id
+    spec = PartitionSpec(PartitionField(event_time, 1000, DayTransform(), "event_day"))
+    order = SortOrder(
+        SortField(card, IdentityTransform()), SortField(event_time, IdentityTransform())
+    )
+    return spec, order
+
+
+def table_properties(configured: Mapping[str, str]) -> dict[str, str]:
+    """The configured table properties plus the ones exactly-once depends on."""
+    for key, value in REQUIRED_PROPERTIES.items():
+        if configured.get(key, value) != value:
+            raise AuditError(
+                f"table property {key}={configured[key]!r} would let pyiceberg re-base a "
+                f"losing append and duplicate rows; remove it (the audit sink sets {value!r})"
+            )
+    return {**configured, **REQUIRED_PROPERTIES}
+
+
+def open_table(catalog: Catalog, identifier: str, properties: Mapping[str, str]) -> AuditTable:
+    """Load the audit table, creating it (and its namespace) if missing, and make sure its
+    properties are the given ones."""
+    wanted = table_properties(properties)
+    namespace, _, _ = identifier.rpartition(".")
+    if not namespace:
+        raise AuditError(f"audit table {identifier!r} needs a namespace, e.g. fraud.decisions")
+    catalog.create_namespace_if_not_exists(namespace)
+    schema = audit_schema()
+    spec, order = _layout(schema)
+    table = catalog.create_table_if_not_exists(
+        identifier, schema, partition_spec=spec, sort_order=order, properties=wanted
+    )
+    audit = AuditTable(table)
+    audit.ensure_properties(wanted)
+    return audit
+
+
+def load_table(catalog: Catalog, identifier: str) -> AuditTable:
+    """The audit table, which must exist already (for readers)."""
+    try:
+        return AuditTable(catalog.load_table(identifier))
+    except NoSuchTableError as exc:
+        raise AuditError(
+            f"there is no audit table {identifier!r} in this catalog yet: "
+            "`fraudscore audit-sink` creates it"
+        ) from exc
+
+
+# --- Rows -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedDecision:
+    """A decision as a ``read_committed`` consumer read it from the decisions topic."""
+
+    decision: DecisionRecord
+    topic: str
+    partition: int
+    offset: int
+    decided_at: datetime | None  # the worker's ``fraudscore.processed_at_ms`` header
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One row of the audit table."""
+
+    committed: CommittedDecision
+    checkpoint_id: int
+    ingested_at: datetime
+    shadow_score: float | None = None
+    shadow_model_version: str | None = None
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    """UTC datetime of epoch milliseconds, exactly (no float on the way)."""
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def _columns(
+    decisions: Sequence[CommittedDecision], checkpoint_id: int, ingested_at: datetime
+) -> dict[str, list[Any]]:
+    n = len(decisions)
+    records = [c.decision for c in decisions]
+    return {
+        "transaction_id": [r.transaction_id for r in records],
+        "card_id": [r.card_id for r in records],
+        "amount": [Decimal(r.amount) for r in records],
+        "currency": [r.currency for r in records],
+        "merchant_id": [r.merchant_id for r in records],
+        "event_time": [datetime.fromisoformat(r.event_time) for r in records],
+        "score": [r.score for r in records],
+        "shadow_score": [None] * n,  # the worker runs no shadow model yet
+        "shadow_model_version": [None] * n,
+        "decision": [r.decision for r in records],
+        "reasons": [list(r.reasons) for r in records],
+        "model_version": [r.model_version for r in records],
+        "policy_version": [r.policy_version for r in records],
+        "feature_schema_version": [r.feature_schema_version for r in records],
+        "features": [r.features for r in records],
+        "source_topic": [r.source.topic for r in records],
+        "source_partition": [r.source.partition for r in records],
+        "source_offset": [r.source.offset for r in records],
+        "decision_topic": [c.topic for c in decisions],
+        "decision_partition": [c.partition for c in decisions],
+        "decision_offset": [c.offset for c in decisions],
+        "decided_at": [c.decided_at for c in decisions],
+        "checkpoint_id": [checkpoint_id] * n,
+        "ingested_at": [ingested_at] * n,
+    }
+
+
+def arrow_batch(
+    schema: Schema,
+    decisions: Sequence[CommittedDecision],
+    checkpoint_id: int,
+    ingested_at: datetime,
+) -> pa.Table:
+    """The rows of one audit checkpoint as Arrow, in the table's schema (so required columns
+    are non-nullable), sorted by card and event time."""
+    batch = pa.Table.from_pydict(
+        _columns(decisions, checkpoint_id, ingested_at), schema=schema.as_arrow()
+    )
+    return batch.sort_by(_SORT)
+
+
+def _amount_text(amount: Decimal, currency: str) -> str:
+    """The amount as the decision record wrote it: the currency's own number of decimals."""
+    return str(amount.quantize(Decimal(1).scaleb(-MINOR_UNIT_EXPONENTS[currency])))
+
+
+def _to_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def row_of(values: Mapping[str, Any]) -> AuditRow:
+    """An audit row from one row of a scan (``pa.Table.to_pylist()``); the decision record
+    in it is the one the worker wrote, field for field."""
+    decision = DecisionRecord(
+        transaction_id=values["transaction_id"],
+        card_id=values["card_id"],
+        amount=_amount_text(values["amount"], values["currency"]),
+        currency=values["currency"],
+        merchant_id=values["merchant_id"],
+        event_time=format_event_time(_to_ms(values["event_time"])),
+        score=values["score"],
+        decision=values["decision"],
+        reasons=tuple(values["reasons"]),
+        model_version=values["model_version"],
+        policy_version=values["policy_version"],
+        feature_schema_version=values["feature_schema_version"],
+        features={k: v for k, v in values["features"].items() if v is not None},
+        source=Source(values["source_topic"], values["source_partition"], values["source_offset"]),
+    )
+    committed = CommittedDecision(
+        decision,
+        values["decision_topic"],
+        values["decision_partition"],
+        values["decision_offset"],
+        values["decided_at"],
+    )
+    return AuditRow(
+        committed,
+        values["checkpoint_id"],
+        values["ingested_at"],
+        values["shadow_score"],
+        values["shadow_model_version"],
+    )
+
+
+def rows_of(arrow: pa.Table) -> list[AuditRow]:
+    return [row_of(values) for values in arrow.to_pylist()]
+
+
+# --- Where the table is -----------------------------------------------------------------
+
+Offsets = dict[str, dict[int, int]]  # topic → partition → next offset
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPosition:
+    """What the table holds: decisions below these offsets, up to this checkpoint."""
+
+    checkpoint_id: int = 0  # 0: nothing committed by a sink yet
+    offsets: Offsets = field(default_factory=dict)
+    snapshot_id: int | None = None  # the snapshot that says so
+
+    def next_offset(self, topic: str, partition: int) -> int:
+        return self.offsets.get(topic, {}).get(partition, 0)
+
+    def after(self, decisions: Iterable[CommittedDecision]) -> Offsets:
+        """These offsets advanced past ``decisions`` (all of them at or after ours)."""
+        offsets = {topic: dict(parts) for topic, parts in self.offsets.items()}
+        for c in decisions:
+            parts = offsets.setdefault(c.topic, {})
+            parts[c.partition] = max(parts.get(c.partition, 0), c.offset + 1)
+        return offsets
+
+    def summary(self) -> dict[str, str]:
+        """The snapshot summary properties that record this position."""
+        encoded = {t: {str(p): o for p, o in sorted(ps.items())} for t, ps in self.offsets.items()}
+        return {
+            CHECKPOINT_PROPERTY: str(self.checkpoint_id),
+            OFFSETS_PROPERTY: json.dumps(encoded, sort_keys=True, separators=(",", ":")),
+        }
+
+
+def _position_of(snapshot: Snapshot) -> AuditPosition | None:
+    summary = snapshot.summary
+    if summary is None:
+        return None
+    offsets, checkpoint = summary.get(OFFSETS_PROPERTY), summary.get(CHECKPOINT_PROPERTY)
+    if offsets is None or checkpoint is None:
+        return None
+    return AuditPosition(
+        checkpoint_id=int(checkpoint),
+        offsets={
+            topic: {int(p): int(o) for p, o in parts.items()}
+            for topic, parts in json.loads(offsets).items()
+        },
+        snapshot_id=snapshot.snapshot_id,
+    )
+
+
+def committed_position(table: Table) -> AuditPosition:
+    """The position recorded by the newest snapshot on the table's main line that has one.
+
+    An empty table is at the start. A table with snapshots none of which records a position is
+    refused: its newest sink snapshot was expired (pyiceberg then forgets the parent link
+    too) or something else wrote it, and starting from the beginning would append every
+    decision again.
+    """
+    head = table.current_snapshot()
+    if head is None:
+        return AuditPosition()
+    for snapshot in ancestors_of(head, table.metadata):
+        position = _position_of(snapshot)
+        if position is not None:
+            return position
+    raise AuditError(
+        f"no snapshot from {head.snapshot_id} back carries {OFFSETS_PROPERTY!r}, so where the "
+        "audit sink stopped is unknown: the newest sink snapshot was expired, or something else "
+        "wrote the table. Roll the table back to a metadata file that still has a sink snapshot "
+        "(the catalog keeps the previous locations), and never expire the newest one"
+    )
+
+
+# --- Appending --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StagedAppend:
+    """An append with its data files written, not yet committed to the catalog."""
+
+    transaction: Transaction
+    checkpoint_id: int
+    rows: int
+
+
+class AuditTable:
+    """A process's handle on the audit table."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def position(self) -> AuditPosition:
+        return committed_position(self.table)
+
+    def ensure_properties(self, wanted: Mapping[str, str]) -> None:
+        """Set the table properties that differ from ``wanted``."""
+
+        def change(table: Table) -> None:
+            changed = {k: v for k, v in wanted.items() if table.properties.get(k) != v}
+            if changed:
+                log.info("setting %s properties %s", table.name(), changed)
+                table.transaction().set_properties(changed).commit_transaction()
+
+        self._change_metadata(change)
+
+    def stage(
+        self, decisions: Sequence[CommittedDecision], ingested_at: datetime
+    ) -> StagedAppend | None:
+        """Write the data files of the next checkpoint: the decisions not yet in the table as
+        of the snapshot this handle sees. None if there are none."""
+        self._add_features(decisions)  # first: a lost schema race refreshes the handle
+        base = self.position()
+        new = [c for c in decisions if c.offset >= base.next_offset(c.topic, c.partition)]
+        if not new:
+            return None
+        position = AuditPosition(base.checkpoint_id + 1, base.after(new))
+        batch = arrow_batch(self.table.schema(), new, position.checkpoint_id, ingested_at)
+        transaction = self.table.transaction()
+        transaction.append(batch, snapshot_properties=position.summary())
+        return StagedAppend(transaction, position.checkpoint_id, len(new))
+
+    def commit(self, staged: StagedAppend) -> AuditPosition | None:
+        """Commit a staged append; the table's new position. None if another writer moved the
+        table first: the append is dropped (its files deleted) and this handle refreshed, so
+        stage again."""
+        try:
+            staged.transaction.commit_transaction()
+        except CommitFailedException:
+            self.table.refresh()
+            return None
+        return self.position()
+
+    def find(
+        self,
+        transaction_id: str,
+        *,
+        snapshot_id: int | None = None,
+        ingested_by: datetime | None = None,
+        day: date | None = None,
+    ) -> list[AuditRow]:
+        """The rows of one transaction (one, unless something is wrong).
+
+        ``snapshot_id``: as the table was in that snapshot (time travel; gone once the
+        snapshot is expired). ``ingested_by``: only rows ingested at or before that moment,
+        which on this append-only table is "as of" that moment and survives expiry.
+        ``day``: the transaction's event date (UTC), so that only that day's files are read.
+        """
+        if snapshot_id is not None:
+            _check_readable(self.table, snapshot_id)
+        condition = _compare(EqualTo, "transaction_id", transaction_id)
+        if ingested_by is not None:
+            condition = And(
+                condition, _compare(LessThanOrEqual, "ingested_at", ingested_by.isoformat())
+            )
+        if day is not None:
+            condition = And(condition, _day_condition(day))
+        return rows_of(self.table.scan(row_filter=condition, snapshot_id=snapshot_id).to_arrow())
+
+    def expire_snapshots(self, older_than: datetime, keep: int) -> list[int]:
+        """Expire the snapshots taken before ``older_than``, except the newest ``keep`` of the
+        main line, all of it down to the newest snapshot that records the sink's position
+        (where the sink resumes), and branch and tag heads. Data files stay: every one is
+        still in the current snapshot of this append-only table. Returns the ids expired."""
+        expired: list[int] = []
+
+        def change(table: Table) -> None:
+            expired[:] = _expirable(table, older_than, keep)
+            if expired:
+                table.maintenance.expire_snapshots().by_ids(expired).commit()
+
+        self.table.refresh()
+        self._change_metadata(change)
+        return expired
+
+    def days_to_compact(self, before: date) -> list[date]:
+        """The days before ``before`` whose rows are spread over more than one data file."""
+        if self.table.current_snapshot() is None:  # pyiceberg cannot inspect an empty table
+            return []
+        partitions = self.table.inspect.partitions().select(["partition", "file_count"])
+        return sorted(
+            p["partition"]["event_day"]
+            for p in partitions.to_pylist()
+            if p["partition"]["event_day"] < before and p["file_count"] > 1
+        )
+
+    def compact_day(self, day: date) -> int:
+        """Rewrite one day's rows, sorted by card and time, into as few files as the writer
+        makes, in one commit (pyiceberg makes it a DELETE and an APPEND snapshot, both
+        carrying the sink's position unchanged). Like the sink's appends it must find the head
+        it read still in place, so a commit in between makes it read and write again. Returns
+        the number of files replaced (0: the day has at most one)."""
+        replaced = 0
+
+        def change(table: Table) -> None:
+            nonlocal replaced
+            condition = _day_condition(day)
+            replaced = len(list(table.scan(row_filter=condition).plan_files()))
+            if replaced <= 1:
+                replaced = 0
+                return
+            properties = {**committed_position(table).summary(), COMPACTED_PROPERTY: str(day)}
+            rows = table.scan(row_filter=condition).to_arrow().sort_by(_SORT)
+            transaction = table.transaction()
+            transaction.overwrite(rows, overwrite_filter=condition, snapshot_properties=properties)
+            transaction.commit_transaction()
+
+        self.table.refresh()
+        self._change_metadata(change)
+        if replaced:
+            log.info(
+                "compacted %s of %s: %d files into one commit", day, self.table.name(), replaced
+            )
+        return replaced
+
+    def remove_orphan_files(self, older_than: datetime) -> list[str]:
+        """Delete the files under the table's location that its metadata does not reach and
+        that were last written before ``older_than``: data files of checkpoints killed before
+        their swap or replaced by compaction, manifests and manifest lists of expired
+        snapshots, metadata files older than the metadata log. Returns their paths.
+
+        Give a safety age of hours at least: a writer's files exist before its commit makes
+        them reachable, and deleting them then would break the commit's snapshot.
+        """
+        self.table.refresh()
+        filesystem, root = pafs.FileSystem.from_uri(self.table.location())
+        reachable = _reachable(self.table)
+        cutoff = older_than.timestamp()
+        orphans = [
+            info.path
+            for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
+            if info.type == pafs.FileType.File
+            and info.path not in reachable
+            and info.mtime.timestamp() < cutoff
+        ]
+        for path in orphans:
+            filesystem.delete_file(path)
+        if orphans:
+            log.info("removed %d orphan files of %s", len(orphans), self.table.name())
+        return orphans
+
+    def _add_features(self, decisions: Sequence[CommittedDecision]) -> None:
+        """Schema evolution: a feature the table does not know becomes an optional column."""
+        every = itertools.chain.from_iterable(c.decision.features for c in decisions)
+        names = list(dict.fromkeys(every))  # in order of first appearance
+
+        def change(table: Table) -> None:
+            known = {f.name for f in _features_type(table.schema()).fields}
+            missing = [name for name in names if name not in known]
+            if missing:
+                log.info("adding feature columns %s to %s", missing, table.name())
+                with table.update_schema() as update:
+                    for name in missing:
+                        update.add_column(("features", name), DoubleType())
+
+        self._change_metadata(change)
+
+    def _change_metadata(self, change: Callable[[Table], None]) -> None:
+        """Apply a metadata change, re-reading the table if another writer got there first."""
+        for attempt in itertools.count(1):
+            try:
+                change(self.table)
+            except CommitFailedException:
+                if attempt == _METADATA_ATTEMPTS:
+                    raise
+                self.table.refresh()
+            else:
+                return
+
+
+def _expirable(table: Table, older_than: datetime, keep: int) -> list[int]:
+    """Snapshots before ``older_than`` that are not among the newest ``keep`` of the main line,
+    not between the head and the newest snapshot that records the sink's position (expiring
+    one there cuts the line the sink resumes along: pyiceberg drops the child's parent link),
+    and no branch or tag head."""
+    kept = {ref.snapshot_id for ref in table.refs().values()}
+    for depth, snapshot in enumerate(ancestors_of(table.current_snapshot(), table.metadata), 1):
+        kept.add(snapshot.snapshot_id)
+        if depth >= keep and _position_of(snapshot) is not None:
+            break
+    cutoff = datetime_to_millis(older_than)
+    return [
+        s.snapshot_id
+        for s in table.snapshots()
+        if s.timestamp_ms < cutoff and s.snapshot_id not in kept
+    ]
+
+
+def _reachable(table: Table) -> set[str]:
+    """Every file the table's metadata references, as filesystem paths (no scheme)."""
+    metadata = table.metadata
+    uris = {table.metadata_location, *(entry.metadata_file for entry in metadata.metadata_log)}
+    uris |= {snapshot.manifest_list for snapshot in metadata.snapshots}
+    if metadata.snapshots:  # pyiceberg cannot inspect a table without snapshots
+        uris |= set(table.inspect.all_manifests()["path"].to_pylist())
+        uris |= set(table.inspect.all_files()["file_path"].to_pylist())
+    return {_path_of(uri) for uri in uris}
+
+
+def _path_of(uri: str) -> str:
+    """A URI as pyarrow's filesystems name the file: the path for file://, bucket/key else."""
+    parsed = urlparse(uri)
+    return parsed.path if parsed.scheme in ("", "file") else parsed.netloc + parsed.path
+
+
+def _day_condition(day: date) -> BooleanExpression:
+    """Rows whose event time falls on ``day`` (UTC): exactly one partition of the table."""
+    start = datetime.combine(day, time(), UTC)
+    end = start + timedelta(days=1)
+    return And(
+        _compare(GreaterThanOrEqual, "event_time", start.isoformat()),
+        _compare(LessThan, "event_time", end.isoformat()),
+    )
+
+
+def _check_readable(table: Table, snapshot_id: int) -> None:
+    """Refuse a snapshot that is gone, or that is the half of a compaction without its rows."""
+    snapshot = table.snapshot_by_id(snapshot_id)
+    if snapshot is None:
+        raise AuditError(
+            f"snapshot {snapshot_id} is not in {table.name()} (expired, or never existed): "
+            "ask as of a time instead, which does not need old snapshots"
+        )
+    summary = snapshot.summary
+    compacted = None if summary is None else summary.get(COMPACTED_PROPERTY)
+    if compacted is not None and summary is not None and summary.operation == Operation.DELETE:
+        raise AuditError(
+            f"snapshot {snapshot_id} is the first half of the compaction of "
+            f"{compacted}: it lacks that day's rows. Read its parent or its "
+            "child, or ask as of a time"
+        )
+
+
+def _compare(predicate: type[LiteralPredicate], column: str, value: str) -> BooleanExpression:
+    """``column <op> value`` (pyiceberg's pydantic predicates confuse mypy when positional)."""
+    return predicate(term=Reference(column), value=literal(value))
+
+
+def _features_type(schema: Schema) -> StructType:
+    struct = schema.find_type("features")
+    assert isinstance(struct, StructType)
+    return struct

@@ -1,0 +1,149 @@
+"""The audit sink killed at random moments and between writing files and committing while
+compaction and snapshot expiry run, and two sinks started by mistake on one table: exactly
+one row per committed decision, every time, with the catalog on SQLite and on PostgreSQL.
+
+Decisions come from the test's own transactional publisher (with aborted transactions), paced
+so that sinks are killed and race while the stream flows. Checkpoints are short (300 ms or 500
+decisions) so that every run holds dozens of commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from random import Random
+
+import pytest
+from pyiceberg.exceptions import CommitFailedException
+
+from app.audit import compact_closed_days, expire_snapshots
+from app.process import WorkerProcess
+from app.settings import FraudscoreSettings
+from sinks.errors import AuditError
+from tests.fault.conftest import SEED, Load
+from tests.support.audit import READY, assert_audit_equals_decisions, start_sink, wait_for_rows
+from tests.support.decisions import decisions_of, publish
+from tests.support.settings import isolated_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+# audit.before_commit: the checkpoint's data files are written, the catalog not yet swapped;
+# audit.after_commit: swapped, the monitoring offsets not yet committed.
+STEP_KILLS = ["audit.before_commit=2", "audit.after_commit=3", "audit.before_commit=4"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(
+    request: pytest.FixtureRequest, kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> FraudscoreSettings:
+    """The test's deployment, its audit catalog on SQLite (default) or on PostgreSQL."""
+    catalog = None
+    if request.param == "postgresql":
+        catalog = request.getfixturevalue("postgres").database(f"audit_{unique}")
+    return isolated_settings(
+        kafka_bootstrap,
+        unique,
+        tmp_path / "var",
+        audit_catalog_uri=catalog,
+        audit_checkpoint_interval_ms=300,
+        audit_checkpoint_max_records=500,
+    )
+
+
+@pytest.fixture
+def sinks() -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for sink in started:
+        sink.stop()
+
+
+def _publishing(settings: FraudscoreSettings, load: Load) -> tuple[int, asyncio.Task[int]]:
+    decisions = decisions_of(load.count // 2, seed=SEED, cards=2000)
+    return len(decisions), asyncio.create_task(publish(settings, decisions, pause_s=0.05))
+
+
+async def _kill(sink: WorkerProcess, failpoints: str, rng: Random) -> str:
+    """SIGKILL ``sink``: by its failpoint (it kills itself at that step), or else by us at a
+    random moment. Returns the failpoint that fired, or "random"."""
+    if failpoints:
+        for _ in range(300):
+            if sink.process.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
+    else:
+        assert await sink.wait_for_log(READY), sink.log_tail()
+        await asyncio.sleep(rng.uniform(0.1, 2.0))
+    fired = sink.process.poll() is not None
+    assert sink.kill() == -9, f"the sink exited on its own:\n{sink.log_tail()}"
+    return failpoints.partition("=")[0] if fired else "random"
+
+
+def _maintain(settings: FraudscoreSettings) -> tuple[int, int]:
+    """``audit maintain --compact --keep 3 --min-age-minutes 0``: (days compacted, expired)."""
+    now = datetime.now(UTC)
+    try:
+        compacted = len(compact_closed_days(settings, now.date()))
+    except CommitFailedException:  # lost 5 races in a row to the sink: fine, next time
+        compacted = 0
+    return compacted, expire_snapshots(settings, now, 3)
+
+
+async def _maintain_continuously(settings: FraudscoreSettings, stop: asyncio.Event) -> Counter[str]:
+    """Maintenance every half second while the sinks run; how often it did something."""
+    done: Counter[str] = Counter()
+    while not stop.is_set():
+        with contextlib.suppress(AuditError):  # no table yet
+            compacted, expired = await asyncio.to_thread(_maintain, settings)
+            done.update(compactions=compacted, expired=expired)
+        await asyncio.sleep(0.5)
+    return done
+
+
+async def test_sigkills_at_random_and_between_files_and_commit_with_maintenance_running(
+    settings: FraudscoreSettings, load: Load, tmp_path: Path, sinks: list[WorkerProcess]
+) -> None:
+    total, feeding = _publishing(settings, load)
+    stop_maintenance = asyncio.Event()
+    maintenance = asyncio.create_task(_maintain_continuously(settings, stop_maintenance))
+    rng, kills = Random(SEED), Counter[str]()
+    for i in range(load.kills):
+        failpoints = "" if i % 2 == 0 else STEP_KILLS[(i // 2) % len(STEP_KILLS)]
+        sink = start_sink(settings, tmp_path / f"sink-{i}.log", failpoints=failpoints)
+        sinks.append(sink)
+        kills[await _kill(sink, failpoints, rng)] += 1
+    assert await feeding > 0
+    last = start_sink(settings, tmp_path / "sink-last.log")
+    sinks.append(last)
+    await wait_for_rows(settings, total, last)
+    stop_maintenance.set()
+    assert last.stop() == 0, last.log_tail()
+
+    done = await maintenance
+    assert done["compactions"] > 0, done  # the data is all on 2026-01-01, a closed day
+    assert done["expired"] > 0, done
+    # kills landed between writing the data files and the catalog swap, and right after it
+    assert kills["audit.before_commit"] > 0, kills
+    assert kills["audit.after_commit"] > 0, kills
+    rows = await assert_audit_equals_decisions(settings)
+    assert len(rows) == total
+
+
+async def test_two_sinks_on_one_table_race_without_duplicates(
+    settings: FraudscoreSettings, load: Load, tmp_path: Path, sinks: list[WorkerProcess]
+) -> None:
+    total, feeding = _publishing(settings, load)
+    sinks.extend(start_sink(settings, tmp_path / f"sink-{name}.log") for name in "ab")
+    assert await feeding > 0
+    await wait_for_rows(settings, total, *sinks)
+    for sink in sinks:
+        assert sink.stop() == 0, sink.log_tail()
+
+    rows = await assert_audit_equals_decisions(settings)
+    assert len(rows) == total
+    races = sum(sink.log_path.read_text().count("lost a commit race") for sink in sinks)
+    assert races > 0, "the sinks never collided: the test proved nothing"
