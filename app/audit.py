@@ -26,6 +26,7 @@ import msgspec
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from pyiceberg.catalog.sql import SqlCatalog
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.failpoint import Failpoints
 from app.settings import FraudscoreSettings
@@ -61,7 +62,11 @@ def catalog_properties(settings: FraudscoreSettings) -> dict[str, str]:
 
 
 def _catalog(settings: FraudscoreSettings) -> SqlCatalog:
-    return SqlCatalog(CATALOG_NAME, **catalog_properties(settings))
+    properties = catalog_properties(settings)
+    try:
+        return SqlCatalog(CATALOG_NAME, **properties)
+    except SQLAlchemyError:  # another process created the catalog's own tables at that moment
+        return SqlCatalog(CATALOG_NAME, **properties)
 
 
 def open_audit_table(settings: FraudscoreSettings) -> AuditTable:

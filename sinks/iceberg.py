@@ -65,6 +65,7 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 from pyiceberg.utils.datetime import datetime_to_millis
+from sqlalchemy.exc import IntegrityError
 
 from features.card import FEATURE_NAMES
 from features.currency import MINOR_UNIT_EXPONENTS
@@ -152,7 +153,10 @@ def open_table(catalog: Catalog, identifier: str, properties: Mapping[str, str])
     namespace, _, _ = identifier.rpartition(".")
     if not namespace:
         raise AuditError(f"audit table {identifier!r} needs a namespace, e.g. fraud.decisions")
-    catalog.create_namespace_if_not_exists(namespace)
+    try:
+        catalog.create_namespace_if_not_exists(namespace)
+    except IntegrityError:  # another process created it between pyiceberg's check and insert
+        catalog.create_namespace_if_not_exists(namespace)
     schema = audit_schema()
     spec, order = _layout(schema)
     table = catalog.create_table_if_not_exists(

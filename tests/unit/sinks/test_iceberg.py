@@ -364,3 +364,17 @@ def test_orphan_removal_deletes_only_what_no_snapshot_reaches(
         table.table.scan(snapshot_id=snapshot.snapshot_id).to_arrow()
     assert _keyed(_all_rows(table)) == _keyed(spread[:300])
     assert _append(table, spread) == len(spread) - 300
+
+
+def test_a_namespace_created_by_another_process_meanwhile_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _table(tmp_path)  # the namespace exists now
+    catalog = _catalog(tmp_path)
+    answers = [False]  # pyiceberg's first existence check ran before the other's insert
+    real = catalog.namespace_exists
+    monkeypatch.setattr(
+        catalog, "namespace_exists", lambda ns: answers.pop() if answers else real(ns)
+    )
+    table = open_table(catalog, TABLE, {})
+    assert table.table.name() == ("fraud", "decisions")
