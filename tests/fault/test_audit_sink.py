@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault]
 # audit.before_commit: the checkpoint's data files are written, the catalog not yet swapped;
 # audit.after_commit: swapped, the monitoring offsets not yet committed.
 STEP_KILLS = ["audit.before_commit=2", "audit.after_commit=3", "audit.before_commit=4"]
+_FAILPOINT_PATIENCE_S = 60
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -70,8 +71,8 @@ def _publishing(settings: FraudscoreSettings, load: Load) -> tuple[int, asyncio.
 async def _kill(sink: WorkerProcess, failpoints: str, rng: Random) -> str:
     """SIGKILL ``sink``: by its failpoint (it kills itself at that step), or else by us at a
     random moment. Returns the failpoint that fired, or "random"."""
-    if failpoints:
-        for _ in range(300):
+    if failpoints:  # generous: under load a sink can take many seconds just to start
+        for _ in range(_FAILPOINT_PATIENCE_S * 20):
             if sink.process.poll() is not None:
                 break
             await asyncio.sleep(0.05)
