@@ -86,7 +86,7 @@ class WorkerProcess:
         """SIGCONT: wake a process frozen by a ``:stop`` failpoint."""
         self.process.send_signal(signal.SIGCONT)
 
-    async def wait_for_log(self, text: str, timeout_s: float = 60.0) -> bool:
+    async def wait_for_log(self, text: str, timeout_s: float = 180.0) -> bool:
         """Wait until this process has logged a line containing ``text``; False on timeout
         or if the process ended first."""
         deadline = time.monotonic() + timeout_s

@@ -30,7 +30,7 @@ async def _takes_over(worker: WorkerProcess, dep: Deployment, since: int) -> boo
     """Wait until ``worker``, after byte ``since`` of its log, has been assigned every
     partition AND has started the ones it did not own before (each start's InitProducerId
     comes after the restore, which waits for the previous owner's open transaction to end)."""
-    deadline = time.monotonic() + dep.settings.session_timeout_ms / 1000 + 15
+    deadline = time.monotonic() + dep.settings.session_timeout_ms / 1000 + 60
     total = dep.settings.partitions
     while time.monotonic() < deadline:
         raw = worker.log_path.read_bytes()
