@@ -1,31 +1,27 @@
 """``fraudscore audit-sink`` and ``fraudscore audit ...``: write and query the audit trail.
 
 Thin Typer commands over :mod:`app.audit`; the table and its guarantees are described in
-docs/AUDIT.md.
+docs/AUDIT.md. :mod:`app.audit` (pyiceberg, pyarrow, SQLAlchemy) is imported inside the
+commands: importing it here would add seconds to every ``fraudscore worker`` start.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 import typer
 from rich.table import Table
 
-from app.audit import (
-    compact_closed_days,
-    expire_snapshots,
-    find_transaction,
-    remove_orphan_files,
-    serve,
-)
 from app.cli.console import OutputFormat, catch_errors, console, stdout
 from app.logs import configure_logging
 from app.settings import get_settings
 from sinks.errors import AuditError
-from sinks.iceberg import AuditRow
+
+if TYPE_CHECKING:
+    from sinks.iceberg import AuditRow
 
 app = typer.Typer(
     help="Query and maintain the audit trail (the Iceberg table of every decision)",
@@ -42,6 +38,8 @@ def audit_sink(
     stopped, and commits to FRAUDSCORE_AUDIT_TABLE every FRAUDSCORE_AUDIT_CHECKPOINT_INTERVAL_MS
     or FRAUDSCORE_AUDIT_CHECKPOINT_MAX_RECORDS decisions, and once more on SIGTERM.
     """
+    from app.audit import serve  # noqa: PLC0415 - see the module docstring
+
     configure_logging(log_level)
     settings = get_settings()
     console.print(
@@ -95,6 +93,8 @@ def show(
     ] = OutputFormat.text,
 ) -> None:
     """Show the audit record of one transaction: decision, score, reasons, versions, features."""
+    from app.audit import find_transaction  # noqa: PLC0415 - see the module docstring
+
     if as_of is not None and snapshot is not None:
         raise typer.BadParameter("give --as-of or --snapshot, not both")
     with catch_errors():
@@ -143,6 +143,12 @@ def maintain(
     are branch and tag heads. Rows stay: expiry only forgets old versions of the table (and
     their time travel). Removing orphans once a day with a safety age of days is enough.
     """
+    from app.audit import (  # noqa: PLC0415 - see the module docstring
+        compact_closed_days,
+        expire_snapshots,
+        remove_orphan_files,
+    )
+
     now = datetime.now(UTC)
     older_than = now - timedelta(minutes=min_age_minutes)
     settings = get_settings()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,13 @@ def test_readme_configuration_table_lists_every_setting() -> None:
         if f"`FRAUDSCORE_{name.upper()}`" not in text
     ]
     assert not missing, f"document these settings in README.md: {missing}"
+
+
+def test_the_cli_loads_iceberg_only_for_audit_commands() -> None:
+    """`fraudscore worker` starts through app.cli: pyiceberg and pyarrow cost it seconds."""
+    probe = (
+        "import sys, app.cli; "
+        "print(sorted(m for m in ('pyiceberg', 'pyarrow', 'sqlalchemy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
