@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from app.cli.console import catch_errors, console, stdout
 from app.cli.savepoint import broker_errors
-from app.generate import DatasetSpec, GenerateResult, generate_dataset
 from app.settings import get_settings
 from models.synthetic import DAY_MS, DEFAULT_START_MS
+
+if TYPE_CHECKING:  # the command imports it when run: pyarrow costs every other command's start
+    from app.generate import GenerateResult
 
 
 def generate(
@@ -40,6 +42,8 @@ def generate(
     ] = False,
 ) -> None:
     """Generate card traffic with labelled fraud scenarios and late labels, for training."""
+    from app.generate import DatasetSpec, generate_dataset  # noqa: PLC0415 - pyarrow, see above
+
     settings = get_settings()
     spec = DatasetSpec(
         cards=cards, days=days, seed=seed, fraud_rate=fraud_rate, per_card_daily=per_card_daily

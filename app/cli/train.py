@@ -6,7 +6,7 @@ A thin Typer command over :func:`app.training.train_from_dataset`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,9 +14,11 @@ from rich.table import Table
 
 from app.cli.console import catch_errors, console, stdout
 from app.settings import get_settings
-from app.training import TrainResult, train_from_dataset
 from models.policy import Policy
 from models.training import TrainingConfig
+
+if TYPE_CHECKING:  # the command imports it when run: pyarrow costs every other command's start
+    from app.training import TrainResult
 
 
 def train(
@@ -41,6 +43,8 @@ def train(
     max_iter: Annotated[int, typer.Option(min=1, help="Boosting iterations (trees)")] = 200,
 ) -> None:
     """Train a model on a generated dataset, evaluate it out of time, write artefact + report."""
+    from app.training import train_from_dataset  # noqa: PLC0415 - pyarrow, see above
+
     settings = get_settings()
     config = TrainingConfig(
         warmup_days=warmup_days,
