@@ -21,6 +21,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault]
 # A failpoint kills the worker at the Nth pass of a step: inside the checkpoint transaction
 # after the changelog / after all outputs / after the offsets, and after the commit before
 # RocksDB is written; "restore.read" kills it while it rebuilds state from the changelog.
+# a loaded machine can take a minute just to start a worker (imports, default model)
+_FAILPOINT_PATIENCE_S = 120
 STEP_KILLS = [
     "checkpoint.after_changelog=7",
     "checkpoint.after_outputs=5",
@@ -39,7 +41,7 @@ async def _run_with_kills(
             dep.lose_disk("w1")
         worker = dep.start("w1", failpoints=failpoints or "")
         if failpoints:  # the failpoint kills it; if the step is never reached, we do
-            for _ in range(300):
+            for _ in range(_FAILPOINT_PATIENCE_S * 20):
                 if worker.process.poll() is not None:
                     break
                 await asyncio.sleep(0.05)
