@@ -40,6 +40,11 @@ correctly rounded division.
 Amounts are kept as integers in 1/10,000 of the major unit (ISO 4217 exponents go up to 4), so
 sums are exact and identical on replay; they become floats only in the feature vector, by
 one correctly rounded division. Amounts of different currencies are added as they are.
+
+Speed: :func:`observe` updates the state *in place* (its lists and maps), so the hot path
+allocates only the feature vector and a few small tuples per event instead of rebuilding every
+column; whoever passes a state in hands it over. ``python -m app.bench.features`` measures it
+(docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -54,15 +59,7 @@ from features import history
 from features.calendar import local_time_flags
 from features.geo import speed_kmh
 from features.transaction import Transaction
-from features.windows import (
-    BUCKET_SPAN_MS,
-    EXACT_SPAN_MS,
-    ExactList,
-    HourBuckets,
-    Located,
-    Totals,
-    scan_exact,
-)
+from features.windows import BUCKET_SPAN_MS, EXACT_SPAN_MS, ExactList, HourBuckets, Located
 
 FEATURE_SCHEMA_VERSION = 2
 _WINDOW_NAMES = ("60s", "10m", "1h", "24h", "7d", "30d")
@@ -83,10 +80,12 @@ FEATURE_NAMES: tuple[str, ...] = (
     "local_weekend",
     "local_night",
 )
-STATE_VERSION = 2
+STATE_VERSION = 3
 AMOUNT_SCALE: Final = 4  # state amounts are in 1/10**4 of the major unit
 NO_PREVIOUS_S: Final = BUCKET_SPAN_MS / 1000  # 30 days: seconds_since_prev's cap and default
 _UNIT: Final = 10**AMOUNT_SCALE
+_MAJOR_UNIT: Final = tuple(10.0**scale for scale in range(AMOUNT_SCALE + 1))
+_TO_STATE_UNIT: Final = tuple(10 ** (AMOUNT_SCALE - scale) for scale in range(AMOUNT_SCALE + 1))
 
 FeatureVector = tuple[float, ...]
 
@@ -107,26 +106,18 @@ class FeatureParams:
 DEFAULT_PARAMS = FeatureParams()
 
 
-class CardState(msgspec.Struct, frozen=True, array_like=True, gc=False):
+class CardState(msgspec.Struct, array_like=True, gc=False):
     """What the worker remembers about one card (a msgpack array, ``v`` first).
 
-    The exact list is stored as columns (:class:`features.windows.ExactList`), sorted by event
-    time, then arrival; the hourly buckets likewise (:class:`features.windows.HourBuckets`).
+    The exact list (:class:`features.windows.ExactList`) is sorted by event time, then
+    arrival; the hourly buckets (:class:`features.windows.HourBuckets`) by hour. A state is
+    *updated in place* by :func:`observe`: whoever passes one in hands it over.
     """
 
     v: int
     newest_ms: int  # the newest event time this card has seen
-    times: tuple[int, ...]
-    amounts: tuple[int, ...]  # in 1/10**4 of the major unit
-    merchants: tuple[str, ...]
-    mccs: tuple[str, ...]
-    lats: tuple[float | None, ...]
-    lons: tuple[float | None, ...]
-    dropped_ms: int | None  # newest event time among arrivals no longer in the exact list
-    dropped_loc: Located | None  # ... and the newest located one among them
-    hours: tuple[int, ...]  # bucket hour indexes
-    hour_counts: tuple[int, ...]
-    hour_sums: tuple[int, ...]
+    exact: ExactList
+    buckets: HourBuckets
     profile: history.Profile  # decayed amount mean/variance
     seen_devices: dict[str, int]  # value -> newest event time seen
     seen_merchants: dict[str, int]
@@ -149,55 +140,51 @@ def decode_state(raw: bytes) -> CardState:
 
 
 def empty_state(newest_ms: int) -> CardState:
-    no: tuple[()] = ()
     return CardState(
-        STATE_VERSION, newest_ms, no, no, no, no, no, no, None, None, no, no, no,
-        history.EMPTY_PROFILE, {}, {}, {},
-    )  # fmt: skip
+        STATE_VERSION,
+        newest_ms,
+        ExactList([], [], [], [], [], [], None, None),
+        HourBuckets([], [], []),
+        history.EMPTY_PROFILE,
+        {},
+        {},
+        {},
+    )
 
 
 def observe(
     state: CardState | None, txn: Transaction, params: FeatureParams = DEFAULT_PARAMS
 ) -> tuple[CardState, FeatureVector]:
-    """Apply ``txn`` to the card's state and compute its features: the worker's hot path."""
+    """Apply ``txn`` to the card's state and compute its features: the worker's hot path.
+
+    The state is updated in place and returned (a new one if ``state`` is None).
+    """
     t = txn.event_time_ms
-    prior = empty_state(t) if state is None else state
-    newest = max(prior.newest_ms, t)
-    amount = txn.amount_minor * 10 ** (AMOUNT_SCALE - txn.amount_scale)
+    if state is None:
+        state = empty_state(t)
+    newest = state.newest_ms if state.newest_ms > t else t
+    amount = txn.amount_minor * _TO_STATE_UNIT[txn.amount_scale]
+    exact, buckets = state.exact, state.buckets
     horizon = newest - params.horizon_ms
-    exact = _exact_list(prior)
-    exact.drop_oldest(bisect_right(exact.times, horizon))
+    exact.drop_through(horizon)
     before = bisect_right(exact.times, t)
     previous = exact.previous(before, t)
     end = _store(exact, txn, amount=amount, before=before, horizon=horizon, cap=params.max_events)
-    buckets = HourBuckets(list(prior.hours), list(prior.hour_counts), list(prior.hour_sums))
     buckets.add(t, amount)
     buckets.drop_before(newest - params.max_out_of_orderness_ms - BUCKET_SPAN_MS)
-    totals, recent, distinct = scan_exact(exact, end, t)
-    totals.extend(buckets.totals(t, recent))
-    flags = (
-        history.is_new(prior.seen_devices, txn.device_id, t, BUCKET_SPAN_MS),
-        history.is_new(prior.seen_merchants, txn.merchant_id, t, BUCKET_SPAN_MS),
-        history.is_new(prior.seen_mccs, txn.merchant_category, t, BUCKET_SPAN_MS),
-    )
-    zscore = history.zscore(prior.profile, txn.amount)
+    scanned = exact.scan(end, t)
+    bucketed = buckets.totals(t, scanned[8], scanned[9])
+    x = txn.amount_minor / _MAJOR_UNIT[txn.amount_scale]  # the same bits as txn.amount
     features = _vector(
-        txn, amount, totals, distinct=distinct, previous=previous, rest=(zscore, flags)
+        txn, x, amount, scanned=scanned, bucketed=bucketed, previous=previous, prior=state
     )
-    return _next_state(prior, txn, newest, exact=exact, buckets=buckets, params=params), features
-
-
-def _exact_list(state: CardState) -> ExactList:
-    return ExactList(
-        list(state.times),
-        list(state.amounts),
-        list(state.merchants),
-        list(state.mccs),
-        list(state.lats),
-        list(state.lons),
-        state.dropped_ms,
-        state.dropped_loc,
-    )
+    cap = params.max_remembered
+    state.newest_ms = newest
+    state.profile = history.update_profile(state.profile, x, t, params.half_life_ms)
+    history.remember(state.seen_devices, txn.device_id, t, cap)
+    history.remember(state.seen_merchants, txn.merchant_id, t, cap)
+    history.remember(state.seen_mccs, txn.merchant_category, t, cap)
+    return state, features
 
 
 def _store(
@@ -211,92 +198,60 @@ def _store(
         if lat is not None and lon is not None:
             exact.note_dropped_location((t, lat, lon))
         return before
-    exact.times.insert(before, t)
-    exact.amounts.insert(before, amount)
-    exact.merchants.insert(before, txn.merchant_id)
-    exact.mccs.insert(before, txn.merchant_category)
-    exact.lats.insert(before, lat)
-    exact.lons.insert(before, lon)
-    over = max(0, len(exact.times) - cap)
+    exact.insert(before, (t, amount, txn.merchant_id, txn.merchant_category, lat, lon))
+    over = len(exact.times) - cap
+    if over <= 0:
+        return before + 1
     exact.drop_oldest(over)
     return max(0, before + 1 - over)
 
 
-def _next_state(
-    prior: CardState,
-    txn: Transaction,
-    newest: int,
-    *,
-    exact: ExactList,
-    buckets: HourBuckets,
-    params: FeatureParams,
-) -> CardState:
-    t, cap = txn.event_time_ms, params.max_remembered
-    return CardState(
-        STATE_VERSION,
-        newest,
-        tuple(exact.times),
-        tuple(exact.amounts),
-        tuple(exact.merchants),
-        tuple(exact.mccs),
-        tuple(exact.lats),
-        tuple(exact.lons),
-        exact.dropped_ms,
-        exact.dropped_loc,
-        tuple(buckets.hours),
-        tuple(buckets.counts),
-        tuple(buckets.sums),
-        history.update_profile(prior.profile, txn.amount, t, params.half_life_ms),
-        history.remember(prior.seen_devices, txn.device_id, t, cap),
-        history.remember(prior.seen_merchants, txn.merchant_id, t, cap),
-        history.remember(prior.seen_mccs, txn.merchant_category, t, cap),
-    )
-
-
 def _vector(
     txn: Transaction,
-    amount: int,
-    totals: list[Totals],
+    x: float,  # the amount in the major unit
+    amount: int,  # ... and in the state's unit
     *,
-    distinct: list[int],
+    scanned: tuple[int, ...],
+    bucketed: tuple[int, int, int, int],
     previous: tuple[int | None, Located | None],
-    rest: tuple[float, tuple[int, int, int]],  # the z-score and the three "new" flags
+    prior: CardState,  # before this transaction: for the z-score and the "new" flags
 ) -> FeatureVector:
-    t = txn.event_time_ms
-    zscore, (new_device, new_merchant, new_mcc) = rest
+    t, unit = txn.event_time_ms, _UNIT
     prev_ms, prev_loc = previous
-    count_30d, sum_30d = totals[5]
+    count_1m, sum_1m, count_10m, sum_10m, count_1h, sum_1h, count_24h, sum_24h = scanned[:8]
+    count_7d, sum_7d, count_30d, sum_30d = bucketed
     hour, weekend, night = local_time_flags(t, txn.utc_offset_min)
+    since = t - BUCKET_SPAN_MS  # the "new" flags look back 30 days
+    device = txn.device_id
+    device_seen = None if device is None else prior.seen_devices.get(device, since)
+    merchant_seen = prior.seen_merchants.get(txn.merchant_id, since)
+    mcc_seen = prior.seen_mccs.get(txn.merchant_category, since)
+    # (count, sum, average) per window, amounts back in the major unit; average 0.0 if empty
     return (
-        txn.amount,
-        *_window(*totals[0]),
-        *_window(*totals[1]),
-        *_window(*totals[2]),
-        *_window(*totals[3]),
-        *_window(*totals[4]),
-        *_window(count_30d, sum_30d),
-        float(distinct[0]),
-        float(distinct[1]),
-        float(distinct[2]),
+        x,
+        float(count_1m), sum_1m / unit, sum_1m / (count_1m * unit) if count_1m else 0.0,
+        float(count_10m), sum_10m / unit, sum_10m / (count_10m * unit) if count_10m else 0.0,
+        float(count_1h), sum_1h / unit, sum_1h / (count_1h * unit) if count_1h else 0.0,
+        float(count_24h), sum_24h / unit, sum_24h / (count_24h * unit) if count_24h else 0.0,
+        float(count_7d), sum_7d / unit, sum_7d / (count_7d * unit) if count_7d else 0.0,
+        float(count_30d), sum_30d / unit, sum_30d / (count_30d * unit) if count_30d else 0.0,
+        float(scanned[10]),
+        float(scanned[11]),
+        float(scanned[12]),
         NO_PREVIOUS_S if prev_ms is None else min((t - prev_ms) / 1000, NO_PREVIOUS_S),
         amount * count_30d / sum_30d if sum_30d > 0 else 0.0,
-        zscore,
-        float(new_device),
-        float(new_merchant),
-        float(new_mcc),
-        _speed(txn, prev_loc),
+        history.zscore(prior.profile, x),
+        0.0 if device_seen is None or device_seen > since else 1.0,
+        0.0 if merchant_seen > since else 1.0,
+        0.0 if mcc_seen > since else 1.0,
+        0.0 if prev_loc is None or txn.lat is None else _speed(txn, prev_loc),
         float(hour),
         float(weekend),
         float(night),
-    )
+    )  # fmt: skip
 
 
-def _window(count: int, total: int) -> tuple[float, float, float]:
-    """(count, sum, average) of a window, amounts back in the major unit."""
-    return float(count), total / _UNIT, total / (count * _UNIT) if count else 0.0
-
-
-def _speed(txn: Transaction, previous: Located | None) -> float:
-    if previous is None or txn.lat is None or txn.lon is None:
+def _speed(txn: Transaction, previous: Located) -> float:
+    if txn.lat is None or txn.lon is None:
         return 0.0
     return speed_kmh(previous, (txn.event_time_ms, txn.lat, txn.lon))

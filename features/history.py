@@ -7,7 +7,9 @@ at ``t`` when no earlier-arrived transaction used it with an event time after ``
 current transaction is recorded only after its flags are computed. At most ``cap`` values per
 kind are remembered; over the cap the least recently seen go (ties by value), so the flags are
 exact while the card used at most ``cap`` distinct values of a kind in its last 30 days +
-``max_out_of_orderness``. A missing device id is never new (0) and not remembered.
+``max_out_of_orderness``. A missing device id is never new (0) and not remembered. The maps
+are updated in place (:func:`remember`); :func:`features.card.observe` reads the flags from
+them inline, on its hot path.
 
 Decayed amount profile (``amount_zscore``): an exponentially weighted mean and variance of
 the amount (major unit, float), updated in *arrival* order. Before an event at ``t``, all
@@ -29,27 +31,18 @@ EMPTY_PROFILE: Final[Profile] = (0.0, 0.0, 0.0, 0)
 VARIANCE_FLOOR: Final = 1.0
 
 
-def is_new(last_seen: LastSeen, value: str | None, t: int, span_ms: int) -> int:
-    """1 if ``value`` was not seen after ``t - span_ms``, else 0; 0 for a missing value."""
+def remember(last_seen: LastSeen, value: str | None, t: int, cap: int) -> None:
+    """Record ``value`` as seen at ``t`` in ``last_seen`` (in place), at most ``cap`` entries."""
     if value is None:
-        return 0
-    seen = last_seen.get(value)
-    return int(seen is None or seen <= t - span_ms)
-
-
-def remember(last_seen: LastSeen, value: str | None, t: int, cap: int) -> LastSeen:
-    """A copy of ``last_seen`` with ``value`` seen at ``t``, at most ``cap`` entries."""
-    if value is None:
-        return last_seen
+        return
     seen = last_seen.get(value)
     if seen is not None and seen >= t:
-        return last_seen
-    updated = dict(last_seen)
-    updated[value] = t
-    if len(updated) > cap:
-        keep = sorted(updated.items(), key=lambda item: (item[1], item[0]))[-cap:]
-        updated = dict(keep)
-    return updated
+        return
+    last_seen[value] = t
+    if seen is None and len(last_seen) > cap:
+        keep = sorted(last_seen.items(), key=lambda item: (item[1], item[0]))[-cap:]
+        last_seen.clear()
+        last_seen.update(keep)
 
 
 def zscore(profile: Profile, x: float) -> float:

@@ -268,9 +268,10 @@ def test_replay_is_deterministic_and_states_survive_encoding(steps: list[Step]) 
         state, _ = observe(states.get(txn.card_id), txn)
         states[txn.card_id] = state
         assert decode_state(encode_state(state)) == state
-        assert list(state.times) == sorted(state.times)
-        assert all(t > state.newest_ms - DEFAULT_PARAMS.horizon_ms for t in state.times)
-        assert list(state.hours) == sorted(set(state.hours))
+        times, hours = state.exact.times, state.buckets.hours
+        assert times == sorted(times)
+        assert all(t > state.newest_ms - DEFAULT_PARAMS.horizon_ms for t in times)
+        assert hours == sorted(set(hours))
 
 
 def test_window_edges_are_half_open() -> None:
@@ -327,11 +328,11 @@ def test_caps_bound_the_state() -> None:
         txn = _txn(i, T0 + i * 30 * MIN, step)  # 2,000 half-hours: ~42 days
         state, _ = observe(state, txn, params)
     assert state is not None
-    assert len(state.times) == 16
-    assert state.times[0] == T0 + 1_984 * 30 * MIN  # the oldest were dropped
+    assert len(state.exact.times) == 16
+    assert state.exact.times[0] == T0 + 1_984 * 30 * MIN  # the oldest were dropped
     assert len(state.seen_devices) == len(state.seen_merchants) == 8
-    assert len(state.hours) <= 30 * 24 + 2
-    assert state.dropped_ms == T0 + 1_983 * 30 * MIN
+    assert len(state.buckets.hours) <= 30 * 24 + 2
+    assert state.exact.dropped_ms == T0 + 1_983 * 30 * MIN
 
 
 def test_remembered_values_over_the_cap_drop_the_least_recent() -> None:
@@ -349,8 +350,8 @@ def test_events_older_than_the_horizon_are_scored_but_not_stored() -> None:
     base: Step = (0, 0, 0, 100, 1, 2, None, None, 0)
     state, _ = observe(None, _txn(0, T0 + DAY + 10 * MIN, base))
     state, vector = observe(state, _txn(1, T0, base))
-    assert len(state.times) == 1
-    assert state.dropped_ms == T0
+    assert len(state.exact.times) == 1
+    assert state.exact.dropped_ms == T0
     assert dict(zip(FEATURE_NAMES, vector, strict=True))["txn_count_60s"] == 0.0
 
 

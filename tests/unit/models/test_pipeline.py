@@ -76,7 +76,7 @@ def test_state_is_kept_per_card_in_the_store(pipeline: Pipeline) -> None:
     pipeline.run(log, store)
     cards = {record.key.decode() for record in log if record.key}
     assert set(store.states) == cards
-    assert sum(len(s.times) for s in store.states.values()) <= 200
+    assert sum(len(s.exact.times) for s in store.states.values()) <= 200
 
 
 @pytest.mark.parametrize(

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
-
 from features.card import CardState, empty_state, encode_state
 from sinks.rocksdb import CheckpointMeta, PartitionStore
 
 
 def _state(n: int) -> CardState:
-    one = {"times": (n,), "amounts": (100,), "merchants": ("m",), "mccs": ("5411",)}
-    return msgspec.structs.replace(empty_state(n), lats=(None,), lons=(None,), **one)
+    state = empty_state(n)
+    state.exact.insert(0, (n, 100, "m", "5411", None, None))
+    return state
 
 
 def test_overlay_is_read_first_and_never_written_until_commit(tmp_path: Path) -> None:
