@@ -10,8 +10,9 @@ One :class:`PartitionTask` per assigned input partition p owns:
 Assignment: start the producer → read the committed input offset → restore state from the
 changelog → seek the input. Processing writes only to the overlay and the output buffer.
 A checkpoint (every ``checkpoint_interval_ms`` or ``checkpoint_max_records``, and on revoke)
-is one Kafka transaction: changelog records (latest value per touched card), decisions,
-dead letters, and the input offset; only after it commits does the overlay reach RocksDB.
+is one Kafka transaction: changelog records (latest value per touched card, and the
+partition's own state), decisions, dead letters, copies of late transactions, and the input
+offset; only after it commits does the overlay reach RocksDB.
 An aborted checkpoint drops the overlay and the buffer and rewinds the input to the last
 committed offset; a fenced one drops the task without touching RocksDB.
 See docs/EXACTLY_ONCE.md.
@@ -33,7 +34,12 @@ from app.failpoint import Failpoints
 from app.restore import restore_partition
 from app.settings import FraudscoreSettings
 from models.pipeline import BatchResult, Pipeline, SourceRecord, encode_decision
-from sinks.kafka import checkpoint_producer, dead_letter_headers, dead_letter_value
+from sinks.kafka import (
+    checkpoint_producer,
+    dead_letter_headers,
+    dead_letter_value,
+    source_headers,
+)
 from sinks.rocksdb import CheckpointMeta, PartitionStore
 
 log = logging.getLogger(__name__)
@@ -110,6 +116,7 @@ class PartitionTask:
         pending.records += len(records)
         pending.result.decisions.extend(result.decisions)
         pending.result.dead_letters.extend(result.dead_letters)
+        pending.result.late.extend(result.late)
         self.next_offset = records[-1].offset + 1
 
     def due(self, now: float) -> bool:
@@ -146,7 +153,10 @@ class PartitionTask:
             self.failpoints.hit("checkpoint.after_commit")
             self._changelog_next = changelog_next
             self.committed_offset = self.next_offset
-            self.store.write(changes, CheckpointMeta(1, changelog_next, self.next_offset))
+            meta = CheckpointMeta(
+                changelog_next_offset=changelog_next, input_next_offset=self.next_offset
+            )
+            self.store.write(changes, meta)
             self._pending = _Pending(BatchResult())
 
     async def _commit_transaction(self, changes: list[tuple[bytes, bytes | None]]) -> int:
@@ -196,6 +206,13 @@ class PartitionTask:
                 value=dlq_value,
                 key=dlq_key,
                 headers=dead_letter_headers(letter),
+            )
+        for record in self._pending.result.late:
+            await producer.send(
+                settings.late_topic,
+                value=record.value,
+                key=record.key,
+                headers=source_headers(record),
             )
         self.failpoints.hit("checkpoint.after_outputs")
         return last_changelog

@@ -95,7 +95,9 @@ async def restore_partition(
         start = _resume_offset(store, changelog.begin, changelog.end)
         started = time.monotonic()
         restored = await _read_into(changelog, start, store, failpoints)
-        store.write([], CheckpointMeta(1, changelog.end, input_offset))
+        store.write(
+            [], CheckpointMeta(changelog_next_offset=changelog.end, input_next_offset=input_offset)
+        )
         log.info(
             "restored %s: %d changelog records from offset %d to %d in %.2fs",
             changelog.tp,

@@ -1,10 +1,11 @@
 """Per-card state and the features computed from it, as pure functions of event time.
 
-:func:`observe` is the entry point (the worker's hot path and the training path alike): it
-takes the card's state and a transaction and returns the new state and the transaction's
-feature vector, whose entries are named by :data:`FEATURE_NAMES`. For a transaction at event
-time ``t`` the features look at the card's transactions that have *arrived* so far (the
-current one included unless stated) in half-open windows ``(t - W, t]``:
+:func:`observe` is the entry point (the worker's hot path and the training path alike,
+through :func:`features.stream.process`): it takes the card's state and a transaction and
+returns the new state and the transaction's feature vector, whose entries are named by
+:data:`FEATURE_NAMES`. For a transaction at event time ``t`` the features look at the card's
+transactions that have *arrived* so far (the current one included unless stated) in
+half-open windows ``(t - W, t]``:
 
 - ``amount``: the amount in its currency's major unit;
 - ``txn_count_<W>``, ``amount_sum_<W>``, ``amount_avg_<W>`` (sum / count, 0.0 if empty) for
@@ -19,7 +20,8 @@ current one included unless stated) in half-open windows ``(t - W, t]``:
   1.0 for a card's first transaction, 0.0 if the 30-day sum is 0);
 - ``amount_zscore``: against a decayed mean/variance (half-life 7 days; :mod:`features.history`);
 - ``new_device``, ``new_merchant``, ``new_mcc``: 1 if no earlier-arrived transaction used the
-  value with an event time after ``t - 30 d`` (no device id: 0; :mod:`features.history`);
+  value with an event time after ``t - 30 d`` (no device id: 0; :mod:`features.history`; for
+  a transaction later than the bound, see below);
 - ``speed_kmh``: haversine distance / time from the previous *located* transaction (same
   choice as ``seconds_since_prev`` among located ones), 0.0 if either has no location or no
   time passed (:mod:`features.geo`);
@@ -31,11 +33,32 @@ every event arriving at most ``max_out_of_orderness`` behind the card's newest o
 as the caps are not hit. Memory per card is bounded: at most ``max_events`` (1024) entries in
 the exact list (24 h + ``max_out_of_orderness``), at most 30 * 24 + 2 = 722 hourly buckets
 (by construction, for ``max_out_of_orderness`` <= 1 h), at most ``max_remembered`` (128)
-devices, merchants and MCCs each, plus a few numbers. Over a cap the oldest go first. Later
-arrivals are scored from what is left (lateness proper is part B of issue 4). The floats of
-``amount_zscore`` and ``speed_kmh`` come from a fixed sequence of operations in arrival
-order, so a replay gives the same bits; every other feature is integer arithmetic and one
-correctly rounded division.
+devices, merchants and MCCs each, at most ``max_events`` transaction ids, plus a few numbers.
+Over a cap the oldest go first. The floats of ``amount_zscore`` and ``speed_kmh`` come from a
+fixed sequence of operations in arrival order, so a replay gives the same bits; every other
+feature is integer arithmetic and one correctly rounded division.
+
+Later arrivals use and change only what the state still covers. With ``N`` the card's newest
+event time (this transaction's included) and its *horizon* ``N - 24 h -
+max_out_of_orderness``:
+
+- the exact list holds the card's transactions after the horizon, the buckets those of the
+  last 30 days + ``max_out_of_orderness`` before ``N``; windows count what they hold, and the
+  7d/30d windows take ``(ceil_1h(t - 24 h), t]`` from the exact list (so a transaction late
+  by more than the bound may miss some history there); ``seconds_since_prev`` and
+  ``speed_kmh`` fall back to the newest transaction dropped from the exact list, if it is at
+  or before ``t``;
+- the "new" flags count a value as seen only after ``max(t, N' - max_out_of_orderness) -
+  30 d``, ``N'`` being the newest time before this transaction: the last-seen maps forget
+  values older than that (:func:`features.history.remember`);
+- a transaction at or before the horizon is *not applied*: it is scored against the state
+  (and is then not in its own windows), and changes nothing but the remembered ids.
+
+Remembered ids (duplicate deliveries, :mod:`features.stream`): every transaction's id, with
+``N`` right after it arrived, until the horizon passes that mark; at most ``max_events``. A
+transaction is applied only if its time is after the horizon, and a forgotten id's
+transaction is at or before it, so a duplicate delivery is never counted twice (unless the
+card had more than ``max_events`` transactions within 24 h).
 
 Amounts are kept as integers in 1/10,000 of the major unit (ISO 4217 exponents go up to 4), so
 sums are exact and identical on replay; they become floats only in the feature vector, by
@@ -122,10 +145,20 @@ class CardState(msgspec.Struct, array_like=True, gc=False):
     seen_devices: dict[str, int]  # value -> newest event time seen
     seen_merchants: dict[str, int]
     seen_mccs: dict[str, int]
+    ids: list[str]  # transaction ids remembered, in arrival order ...
+    id_marks: list[int]  # ... each with newest_ms right after it arrived
+
+
+class _Head(msgspec.Struct, array_like=True, gc=False):
+    """The first fields of an encoded state (msgspec skips the rest)."""
+
+    v: int
+    newest_ms: int
 
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(CardState)
+_head_decoder = msgspec.msgpack.Decoder(_Head)
 
 
 def encode_state(state: CardState) -> bytes:
@@ -139,6 +172,11 @@ def decode_state(raw: bytes) -> CardState:
     return state
 
 
+def newest_of(raw: bytes) -> int:
+    """The newest event time of an encoded state, without decoding the rest of it."""
+    return _head_decoder.decode(raw).newest_ms
+
+
 def empty_state(newest_ms: int) -> CardState:
     return CardState(
         STATE_VERSION,
@@ -149,7 +187,14 @@ def empty_state(newest_ms: int) -> CardState:
         {},
         {},
         {},
+        [],
+        [],
     )
+
+
+def delivered_before(state: CardState, transaction_id: str) -> bool:
+    """Whether ``transaction_id`` is one this card remembers (see the module docstring)."""
+    return transaction_id in state.ids
 
 
 def observe(
@@ -157,48 +202,74 @@ def observe(
 ) -> tuple[CardState, FeatureVector]:
     """Apply ``txn`` to the card's state and compute its features: the worker's hot path.
 
-    The state is updated in place and returned (a new one if ``state`` is None).
+    The state is updated in place and returned (a new one if ``state`` is None). A
+    transaction older than the card's horizon changes nothing but the remembered ids.
     """
     t = txn.event_time_ms
     if state is None:
         state = empty_state(t)
-    newest = state.newest_ms if state.newest_ms > t else t
+    prior_newest = state.newest_ms
+    newest = prior_newest if prior_newest > t else t
     amount = txn.amount_minor * _TO_STATE_UNIT[txn.amount_scale]
     exact, buckets = state.exact, state.buckets
     horizon = newest - params.horizon_ms
+    applied = t > horizon
     exact.drop_through(horizon)
     before = bisect_right(exact.times, t)
     previous = exact.previous(before, t)
-    end = _store(exact, txn, amount=amount, before=before, horizon=horizon, cap=params.max_events)
-    buckets.add(t, amount)
-    buckets.drop_before(newest - params.max_out_of_orderness_ms - BUCKET_SPAN_MS)
+    if applied:
+        end = _store(exact, txn, amount=amount, before=before, cap=params.max_events)
+        buckets.add(t, amount)
+        buckets.drop_before(newest - params.max_out_of_orderness_ms - BUCKET_SPAN_MS)
+    else:
+        end = before
     scanned = exact.scan(end, t)
     bucketed = buckets.totals(t, scanned[8], scanned[9])
     x = txn.amount_minor / _MAJOR_UNIT[txn.amount_scale]  # the same bits as txn.amount
+    # the "new" flags look back 30 days, and no further than the maps still remember
+    since = max(t, prior_newest - params.max_out_of_orderness_ms) - BUCKET_SPAN_MS
     features = _vector(
-        txn, x, amount, scanned=scanned, bucketed=bucketed, previous=previous, prior=state
-    )
-    cap = params.max_remembered
-    state.newest_ms = newest
-    state.profile = history.update_profile(state.profile, x, t, params.half_life_ms)
-    history.remember(state.seen_devices, txn.device_id, t, cap)
-    history.remember(state.seen_merchants, txn.merchant_id, t, cap)
-    history.remember(state.seen_mccs, txn.merchant_category, t, cap)
+        txn, x, amount, scanned=scanned, bucketed=bucketed, previous=previous, prior=state,
+        since=since,
+    )  # fmt: skip
+    if applied:
+        _learn(state, txn, x, newest, params)
+    _remember_id(state, txn.transaction_id, newest, horizon, params.max_events)
     return state, features
 
 
-def _store(
-    exact: ExactList, txn: Transaction, *, amount: int, before: int, horizon: int, cap: int
-) -> int:
-    """Insert ``txn`` at ``before`` unless older than ``horizon``; return the end of the
-    entries at or before its time."""
-    t, lat, lon = txn.event_time_ms, txn.lat, txn.lon
-    if t <= horizon:  # too late for the exact list: remembered only as dropped
-        exact.dropped_ms = max(t, exact.dropped_ms or t)
-        if lat is not None and lon is not None:
-            exact.note_dropped_location((t, lat, lon))
-        return before
-    exact.insert(before, (t, amount, txn.merchant_id, txn.merchant_category, lat, lon))
+def _learn(
+    state: CardState, txn: Transaction, x: float, newest: int, params: FeatureParams
+) -> None:
+    """Update the card's longer memory with an applied transaction (after its features)."""
+    t, cap = txn.event_time_ms, params.max_remembered
+    forget = newest - params.max_out_of_orderness_ms - BUCKET_SPAN_MS
+    state.newest_ms = newest
+    state.profile = history.update_profile(state.profile, x, t, params.half_life_ms)
+    history.remember(state.seen_devices, txn.device_id, t, forget_through=forget, cap=cap)
+    history.remember(state.seen_merchants, txn.merchant_id, t, forget_through=forget, cap=cap)
+    history.remember(state.seen_mccs, txn.merchant_category, t, forget_through=forget, cap=cap)
+
+
+def _remember_id(
+    state: CardState, transaction_id: str, newest: int, horizon: int, cap: int
+) -> None:
+    """Remember the id with the card's newest time; forget those the horizon has passed."""
+    ids, marks = state.ids, state.id_marks
+    ids.append(transaction_id)
+    marks.append(newest)
+    n = bisect_right(marks, horizon) if marks[0] <= horizon else 0
+    n = max(n, len(ids) - cap)
+    if n > 0:
+        del ids[:n], marks[:n]
+
+
+def _store(exact: ExactList, txn: Transaction, *, amount: int, before: int, cap: int) -> int:
+    """Insert ``txn`` at ``before``; return the end of the entries at or before its time."""
+    exact.insert(
+        before,
+        (txn.event_time_ms, amount, txn.merchant_id, txn.merchant_category, txn.lat, txn.lon),
+    )
     over = len(exact.times) - cap
     if over <= 0:
         return before + 1
@@ -215,13 +286,13 @@ def _vector(
     bucketed: tuple[int, int, int, int],
     previous: tuple[int | None, Located | None],
     prior: CardState,  # before this transaction: for the z-score and the "new" flags
+    since: int,  # the "new" flags count values seen after this time
 ) -> FeatureVector:
     t, unit = txn.event_time_ms, _UNIT
     prev_ms, prev_loc = previous
     count_1m, sum_1m, count_10m, sum_10m, count_1h, sum_1h, count_24h, sum_24h = scanned[:8]
     count_7d, sum_7d, count_30d, sum_30d = bucketed
     hour, weekend, night = local_time_flags(t, txn.utc_offset_min)
-    since = t - BUCKET_SPAN_MS  # the "new" flags look back 30 days
     device = txn.device_id
     device_seen = None if device is None else prior.seen_devices.get(device, since)
     merchant_seen = prior.seen_merchants.get(txn.merchant_id, since)

@@ -3,7 +3,9 @@
 Topics: the input and the decisions topic get ``settings.partitions`` partitions; the card-state
 changelog must have exactly as many partitions as the input (partition p of the changelog holds
 the state of input partition p) and is compacted; the dead-letter topic keeps the original
-bytes (card numbers masked) with the reason and source in headers.
+bytes (card numbers masked) with the reason and source in headers; the late topic gets copies
+of late transactions (original key and bytes, source in headers), keyed by card like the input
+and with as many partitions, so that a consumer can re-read one card's late ones in order.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sinks.errors import TopicError
 
 if TYPE_CHECKING:
     from app.settings import FraudscoreSettings
-    from models.pipeline import DeadLetter
+    from models.pipeline import DeadLetter, SourceRecord
 
 CHANGELOG_CONFIG = {
     "cleanup.policy": "compact",
@@ -44,6 +46,7 @@ def _wanted_topics(settings: FraudscoreSettings) -> list[NewTopic]:
         NewTopic(settings.input_topic, n, 1),
         NewTopic(settings.decisions_topic, n, 1),
         NewTopic(settings.dlq_topic, 1, 1),
+        NewTopic(settings.late_topic, n, 1),
         NewTopic(settings.changelog_topic, n, 1, topic_configs=CHANGELOG_CONFIG),
     ]
 
@@ -85,15 +88,22 @@ async def topic_partitions(settings: FraudscoreSettings, *topics: str) -> list[T
     return [TopicPartition(topic, p) for topic in topics for p in range(counts[topic])]
 
 
-def dead_letter_headers(letter: DeadLetter) -> Headers:
-    """Why and where from, as headers: the value stays the original bytes (PANs masked)."""
-    record, rejection = letter.record, letter.rejection
+def source_headers(record: SourceRecord) -> Headers:
+    """Where an input record came from: the headers of its copies (dead letters, late)."""
     return [
-        ("fraudscore.reason", rejection.reason.encode()),
-        ("fraudscore.detail", mask_pans(rejection.detail.encode())),
         ("fraudscore.source.topic", record.topic.encode()),
         ("fraudscore.source.partition", str(record.partition).encode()),
         ("fraudscore.source.offset", str(record.offset).encode()),
+    ]
+
+
+def dead_letter_headers(letter: DeadLetter) -> Headers:
+    """Why and where from, as headers: the value stays the original bytes (PANs masked)."""
+    rejection = letter.rejection
+    return [
+        ("fraudscore.reason", rejection.reason.encode()),
+        ("fraudscore.detail", mask_pans(rejection.detail.encode())),
+        *source_headers(letter.record),
     ]
 
 

@@ -145,8 +145,11 @@ async def test_a_savepoint_carries_state_and_offsets_to_a_new_deployment(
     assert set(at_savepoint.decisions) == set(_ids(first))
     assert manifest.cards == sum(len(states) for states in at_savepoint.states.values())
     for snapshot in manifest.partitions:
-        saved = dict(read_partition(savepoint, snapshot))
-        assert saved == at_savepoint.states[snapshot.partition], f"p{snapshot.partition}"
+        saved = read_partition(savepoint, snapshot)
+        assert dict(saved.cards) == at_savepoint.states[snapshot.partition], (
+            f"p{snapshot.partition}"
+        )
+        assert saved.partition_state == at_savepoint.partitions[snapshot.partition]
     await _assert_refusals(old, new, savepoint)
 
 

@@ -21,6 +21,7 @@ from app.process import WorkerProcess
 from app.restore import restore_partition
 from app.settings import FraudscoreSettings
 from features.card import CardState
+from features.stream import PartitionState
 from sinks.kafka import client_options, topic_partitions
 from sinks.rocksdb import PartitionStore
 from tests.support.kafka import read_topic
@@ -151,27 +152,34 @@ async def assert_exactly_once(dep: Deployment, ref: Reference) -> None:
 
 
 async def _assert_state(settings: FraudscoreSettings, ref: Reference, scratch: Path) -> None:
-    """The last owner's RocksDB, and a fresh restore from the changelog, equal the reference."""
+    """The last owner's RocksDB, and a fresh restore from the changelog, equal the reference:
+    card states and the partition's own state (watermark, counters)."""
     for partition, expected in ref.states.items():
-        assert _last_owner_states(settings, partition) == expected, f"p{partition}: local state"
+        local = _last_owner_states(settings, partition)
+        assert local == (expected, ref.partitions[partition]), f"p{partition}: local state"
         fresh = PartitionStore(scratch / str(partition))
         try:
             await restore_partition(settings, fresh, partition, ref.input_ends[partition])
-            assert dict(fresh.items()) == expected, f"p{partition}: changelog differs"
+            restored = (dict(fresh.items()), fresh.partition_state())
+            assert restored == local, f"p{partition}: changelog differs"
         finally:
             fresh.close()
 
 
-def _last_owner_states(settings: FraudscoreSettings, partition: int) -> dict[str, CardState]:
-    """The local state of the worker that committed ``partition``'s last checkpoint."""
+_Local = tuple[dict[str, CardState], PartitionState | None]
+
+
+def _last_owner_states(settings: FraudscoreSettings, partition: int) -> _Local:
+    """The local state (cards, partition) of the worker that committed ``partition``'s last
+    checkpoint."""
     pattern = f"*/state/{settings.input_topic}-{partition}"
-    best: tuple[int, dict[str, CardState]] = (-1, {})
+    best: tuple[int, _Local] = (-1, ({}, None))
     for path in sorted(settings.var_dir.glob(pattern)):
         store = PartitionStore(path)
         try:
             offset = store.meta.changelog_next_offset if store.meta else -1
             if offset > best[0]:
-                best = (offset, dict(store.items()))
+                best = (offset, (dict(store.items()), store.partition_state()))
         finally:
             store.close()
     return best[1]

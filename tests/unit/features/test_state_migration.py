@@ -53,6 +53,8 @@ CURRENT = CardState(
     {},
     {"m_a": T0 + 60_000, "m_b": T0 + 60_000},
     {},
+    [],
+    [],
 )
 # A version 2 state as that version wrote it (flat columns), with every field in use.
 V2 = [

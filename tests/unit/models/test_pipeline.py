@@ -1,13 +1,14 @@
-"""The pure pipeline: outputs in offset order, bad records to the DLQ, replay-stable bytes."""
+"""The pure pipeline: outputs in offset order, bad records and duplicates to the DLQ, late
+ones flagged and copied, replay-stable bytes."""
 
 from __future__ import annotations
 
 import pytest
 
+from features.stream import MemoryCardStore
 from features.transaction import Transaction
 from models.default import train_default_model
 from models.pipeline import (
-    MemoryCardStore,
     Pipeline,
     SourceRecord,
     encode_decision,
@@ -16,6 +17,7 @@ from models.pipeline import (
 )
 from models.policy import Policy
 from models.synthetic import encode_record, generate
+from tests.support.traffic import untidy
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +92,25 @@ def test_amounts_are_formatted_exactly(minor: int, scale: int, text: str) -> Non
 
 def test_event_time_is_rfc3339_utc_with_milliseconds() -> None:
     assert format_event_time(1_767_225_600_007) == "2026-01-01T00:00:00.007Z"
+
+
+def _untidy_log(count: int, seed: int = 5) -> list[SourceRecord]:
+    return [
+        SourceRecord("tx", 0, offset, key, value)
+        for offset, (key, value) in enumerate(untidy(count, cards=60, seed=seed))
+    ]
+
+
+def test_duplicates_are_dead_lettered_and_late_ones_decided_flagged_and_copied(
+    pipeline: Pipeline,
+) -> None:
+    log = _untidy_log(3_000)
+    result = pipeline.run(log, MemoryCardStore())
+    ids = [decision.transaction_id for _, decision in result.decisions]
+    assert len(ids) == len(set(ids)) == 3_000  # every generated transaction decided once
+    duplicates = [d for d in result.dead_letters if d.rejection.reason == "duplicate_transaction"]
+    assert len(duplicates) == len(log) - 3_000 > 0
+    assert all(d.record.value in {r.value for r in log[: d.record.offset]} for d in duplicates)
+    late = {d.source.offset for _, d in result.decisions if d.late}
+    assert late == {record.offset for record in result.late}
+    assert 0 < len(late) < 200
