@@ -1,11 +1,13 @@
 """The pure pipeline: outputs in offset order, bad records and duplicates to the DLQ, late
-ones flagged and copied, replay-stable bytes."""
+ones flagged and copied, replay-stable bytes, and the offline path's features equal to its."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from features.stream import MemoryCardStore
+from features.offline import replay_records
+from features.stream import MemoryCardStore, Outcome
 from features.transaction import Transaction
 from models.default import train_default_model
 from models.pipeline import (
@@ -114,3 +116,20 @@ def test_duplicates_are_dead_lettered_and_late_ones_decided_flagged_and_copied(
     late = {d.source.offset for _, d in result.decisions if d.late}
     assert late == {record.offset for record in result.late}
     assert 0 < len(late) < 200
+
+
+def test_the_offline_path_gives_the_online_features(pipeline: Pipeline) -> None:
+    log = _untidy_log(2_000, seed=6)
+    store = MemoryCardStore()
+    online = [
+        (decision.transaction_id, tuple(decision.features.values()), decision.late)
+        for start in range(0, len(log), 97)  # in batches, as the worker runs it
+        for _, decision in pipeline.run(log[start : start + 97], store).decisions
+    ]
+    records = [msgspec.json.decode(record.value) for record in log]
+    offline = [
+        (record["transaction_id"], outcome.vector, outcome.late)
+        for record, outcome in zip(records, replay_records(records), strict=True)
+        if isinstance(outcome, Outcome) and outcome.vector is not None
+    ]
+    assert offline == online
