@@ -10,6 +10,7 @@ and with as many partitions, so that a consumer can re-read one card's late ones
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ CHANGELOG_CONFIG = {
 }
 
 Headers = list[tuple[str, bytes]]
+_DESCRIBE_ATTEMPTS = 50
 
 
 def client_options(settings: FraudscoreSettings) -> dict[str, Any]:
@@ -61,7 +63,9 @@ async def ensure_topics(settings: FraudscoreSettings) -> None:
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was faster
                 await admin.create_topics(missing)
-        counts = await _partition_counts(admin, [settings.input_topic, settings.changelog_topic])
+        counts = await _created_partition_counts(
+            admin, [settings.input_topic, settings.changelog_topic]
+        )
     finally:
         await admin.close()
     if counts[settings.input_topic] != counts[settings.changelog_topic]:
@@ -70,6 +74,19 @@ async def ensure_topics(settings: FraudscoreSettings) -> None:
             f"partitions but input {settings.input_topic!r} has {counts[settings.input_topic]}; "
             "they must match: recreate the changelog with the input's partition count"
         )
+
+
+async def _created_partition_counts(
+    admin: AIOKafkaAdminClient, topics: Sequence[str]
+) -> dict[str, int]:
+    """Partition counts of topics just created: the broker describes a new topic as having no
+    partitions until its metadata has propagated, so ask again for a few seconds."""
+    for _ in range(_DESCRIBE_ATTEMPTS - 1):
+        counts = await _partition_counts(admin, topics)
+        if all(counts.values()):
+            return counts
+        await asyncio.sleep(0.1)
+    return await _partition_counts(admin, topics)
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> dict[str, int]:

@@ -128,20 +128,11 @@ async def assert_exactly_once(dep: Deployment, ref: Reference) -> None:
     ]
     assert not differ, f"{len(differ)} decisions differ from the crash-free run: {differ[0]!r}"
     assert kcat_transaction_ids(settings) == ids, "kcat disagrees with our consumer"
-    dead = await read_topic(settings, settings.dlq_topic, expect=len(ref.dead_letters))
-    sources = Counter(
-        (
-            int(dict(r.headers)["fraudscore.source.partition"]),
-            int(dict(r.headers)["fraudscore.source.offset"]),
-        )
-        for r in dead
-    )
-    expected_sources = Counter(ref.dead_letters)
-    assert sources == expected_sources, (
-        f"dead letters lost {sorted(expected_sources - sources)[:5]} "
-        f"or duplicated {sorted(sources - expected_sources)[:5]} "
-        f"({sum(sources.values())} read, {len(expected_sources)} expected)"
-    )
+    for topic, expected in (
+        (settings.dlq_topic, ref.dead_letters),
+        (settings.late_topic, ref.late),
+    ):
+        await _assert_copies_once(settings, topic, expected)
     assert await dep.committed_offsets() == ref.input_ends
     for topic in (settings.decisions_topic, settings.changelog_topic):
         committed = await _end_offsets(settings, topic, "read_committed")
@@ -149,6 +140,25 @@ async def assert_exactly_once(dep: Deployment, ref: Reference) -> None:
             f"open transaction on {topic}"
         )
     await _assert_state(settings, ref, dep.log_dir / "fresh-restore")
+
+
+async def _assert_copies_once(
+    settings: FraudscoreSettings, topic: str, expected: list[tuple[int, int]]
+) -> None:
+    """Dead letters or late copies: each expected source (partition, offset) exactly once."""
+    copies = await read_topic(settings, topic, expect=len(expected))
+    sources = Counter(
+        (
+            int(dict(r.headers)["fraudscore.source.partition"]),
+            int(dict(r.headers)["fraudscore.source.offset"]),
+        )
+        for r in copies
+    )
+    want = Counter(expected)
+    assert sources == want, (
+        f"{topic} lost {sorted(want - sources)[:5]} or duplicated {sorted(sources - want)[:5]} "
+        f"({sum(sources.values())} read, {len(want)} expected)"
+    )
 
 
 async def _assert_state(settings: FraudscoreSettings, ref: Reference, scratch: Path) -> None:
