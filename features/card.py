@@ -50,7 +50,7 @@ max_out_of_orderness``:
   or before ``t``;
 - the "new" flags count a value as seen only after ``max(t, N' - max_out_of_orderness) -
   30 d``, ``N'`` being the newest time before this transaction: the last-seen maps forget
-  values older than that (:func:`features.history.remember`);
+  values older than that (:func:`features.history.forget`);
 - a transaction at or before the horizon is *not applied*: it is scored against the state
   (and is then not in its own windows), and changes nothing but the remembered ids.
 
@@ -73,7 +73,7 @@ column; whoever passes a state in hands it over. ``python -m app.bench.features`
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import msgspec
@@ -82,7 +82,14 @@ from features import history
 from features.calendar import local_time_flags
 from features.geo import speed_kmh
 from features.transaction import Transaction
-from features.windows import BUCKET_SPAN_MS, EXACT_SPAN_MS, ExactList, HourBuckets, Located
+from features.windows import (
+    BUCKET_SPAN_MS,
+    DAY_MS,
+    EXACT_SPAN_MS,
+    ExactList,
+    HourBuckets,
+    Located,
+)
 
 FEATURE_SCHEMA_VERSION = 2
 _WINDOW_NAMES = ("60s", "10m", "1h", "24h", "7d", "30d")
@@ -105,7 +112,8 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 STATE_VERSION = 3
 AMOUNT_SCALE: Final = 4  # state amounts are in 1/10**4 of the major unit
-NO_PREVIOUS_S: Final = BUCKET_SPAN_MS / 1000  # 30 days: seconds_since_prev's cap and default
+NO_PREVIOUS_MS: Final = BUCKET_SPAN_MS  # 30 days: seconds_since_prev's cap and default
+NO_PREVIOUS_S: Final = NO_PREVIOUS_MS / 1000
 _UNIT: Final = 10**AMOUNT_SCALE
 _MAJOR_UNIT: Final = tuple(10.0**scale for scale in range(AMOUNT_SCALE + 1))
 _TO_STATE_UNIT: Final = tuple(10 ** (AMOUNT_SCALE - scale) for scale in range(AMOUNT_SCALE + 1))
@@ -119,11 +127,11 @@ class FeatureParams:
     max_events: int = 1024  # entries in the exact 24 h list
     max_remembered: int = 128  # devices, merchants and MCCs remembered, each
     half_life_ms: int = 7 * 86_400_000  # of the decayed amount profile
+    # how far back from the newest event time the exact list reaches (derived)
+    horizon_ms: int = field(init=False)
 
-    @property
-    def horizon_ms(self) -> int:
-        """How far back from the newest event time the exact list reaches."""
-        return EXACT_SPAN_MS + self.max_out_of_orderness_ms
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "horizon_ms", EXACT_SPAN_MS + self.max_out_of_orderness_ms)
 
 
 DEFAULT_PARAMS = FeatureParams()
@@ -214,11 +222,14 @@ def observe(
     exact, buckets = state.exact, state.buckets
     horizon = newest - params.horizon_ms
     applied = t > horizon
-    exact.drop_through(horizon)
-    before = bisect_right(exact.times, t)
+    times = exact.times
+    if times and times[0] <= horizon:
+        exact.drop_oldest(bisect_right(times, horizon))
+    before = bisect_right(times, t)
     previous = exact.previous(before, t)
     if applied:
-        end = _store(exact, txn, amount=amount, before=before, cap=params.max_events)
+        entry = (t, amount, txn.merchant_id, txn.merchant_category, txn.lat, txn.lon)
+        end = exact.insert(before, entry, params.max_events)
         buckets.add(t, amount)
         buckets.drop_before(newest - params.max_out_of_orderness_ms - BUCKET_SPAN_MS)
     else:
@@ -227,11 +238,9 @@ def observe(
     bucketed = buckets.totals(t, scanned[8], scanned[9])
     x = txn.amount_minor / _MAJOR_UNIT[txn.amount_scale]  # the same bits as txn.amount
     # the "new" flags look back 30 days, and no further than the maps still remember
-    since = max(t, prior_newest - params.max_out_of_orderness_ms) - BUCKET_SPAN_MS
-    features = _vector(
-        txn, x, amount, scanned=scanned, bucketed=bucketed, previous=previous, prior=state,
-        since=since,
-    )  # fmt: skip
+    remembered = prior_newest - params.max_out_of_orderness_ms
+    since = (t if t > remembered else remembered) - BUCKET_SPAN_MS
+    features = _vector(txn, x, amount, scanned, bucketed, previous, state, since)
     if applied:
         _learn(state, txn, x, newest, params)
     _remember_id(state, txn.transaction_id, newest, horizon, params.max_events)
@@ -243,12 +252,15 @@ def _learn(
 ) -> None:
     """Update the card's longer memory with an applied transaction (after its features)."""
     t, cap = txn.event_time_ms, params.max_remembered
-    forget = newest - params.max_out_of_orderness_ms - BUCKET_SPAN_MS
+    if newest // DAY_MS != state.newest_ms // DAY_MS:  # a new day: forget the expired values
+        forget = newest - params.max_out_of_orderness_ms - BUCKET_SPAN_MS
+        for last_seen in (state.seen_devices, state.seen_merchants, state.seen_mccs):
+            history.forget(last_seen, forget)
     state.newest_ms = newest
     state.profile = history.update_profile(state.profile, x, t, params.half_life_ms)
-    history.remember(state.seen_devices, txn.device_id, t, forget_through=forget, cap=cap)
-    history.remember(state.seen_merchants, txn.merchant_id, t, forget_through=forget, cap=cap)
-    history.remember(state.seen_mccs, txn.merchant_category, t, forget_through=forget, cap=cap)
+    history.remember(state.seen_devices, txn.device_id, t, cap)
+    history.remember(state.seen_merchants, txn.merchant_id, t, cap)
+    history.remember(state.seen_mccs, txn.merchant_category, t, cap)
 
 
 def _remember_id(
@@ -258,30 +270,15 @@ def _remember_id(
     ids, marks = state.ids, state.id_marks
     ids.append(transaction_id)
     marks.append(newest)
-    n = bisect_right(marks, horizon) if marks[0] <= horizon else 0
-    n = max(n, len(ids) - cap)
-    if n > 0:
+    if marks[0] <= horizon or len(ids) > cap:
+        n = max(bisect_right(marks, horizon), len(ids) - cap)
         del ids[:n], marks[:n]
 
 
-def _store(exact: ExactList, txn: Transaction, *, amount: int, before: int, cap: int) -> int:
-    """Insert ``txn`` at ``before``; return the end of the entries at or before its time."""
-    exact.insert(
-        before,
-        (txn.event_time_ms, amount, txn.merchant_id, txn.merchant_category, txn.lat, txn.lon),
-    )
-    over = len(exact.times) - cap
-    if over <= 0:
-        return before + 1
-    exact.drop_oldest(over)
-    return max(0, before + 1 - over)
-
-
-def _vector(
+def _vector(  # noqa: PLR0917 - the hot path: positional arguments cost less
     txn: Transaction,
     x: float,  # the amount in the major unit
     amount: int,  # ... and in the state's unit
-    *,
     scanned: tuple[int, ...],
     bucketed: tuple[int, int, int, int],
     previous: tuple[int | None, Located | None],
@@ -290,7 +287,8 @@ def _vector(
 ) -> FeatureVector:
     t, unit = txn.event_time_ms, _UNIT
     prev_ms, prev_loc = previous
-    count_1m, sum_1m, count_10m, sum_10m, count_1h, sum_1h, count_24h, sum_24h = scanned[:8]
+    (count_1m, sum_1m, count_10m, sum_10m, count_1h, sum_1h, count_24h, sum_24h, _, _,
+     merchants_10m, merchants_24h, mccs_24h) = scanned  # fmt: skip
     count_7d, sum_7d, count_30d, sum_30d = bucketed
     hour, weekend, night = local_time_flags(t, txn.utc_offset_min)
     device = txn.device_id
@@ -306,10 +304,10 @@ def _vector(
         float(count_24h), sum_24h / unit, sum_24h / (count_24h * unit) if count_24h else 0.0,
         float(count_7d), sum_7d / unit, sum_7d / (count_7d * unit) if count_7d else 0.0,
         float(count_30d), sum_30d / unit, sum_30d / (count_30d * unit) if count_30d else 0.0,
-        float(scanned[10]),
-        float(scanned[11]),
-        float(scanned[12]),
-        NO_PREVIOUS_S if prev_ms is None else min((t - prev_ms) / 1000, NO_PREVIOUS_S),
+        float(merchants_10m),
+        float(merchants_24h),
+        float(mccs_24h),
+        NO_PREVIOUS_S if prev_ms is None or t - prev_ms >= NO_PREVIOUS_MS else (t - prev_ms) / 1000,
         amount * count_30d / sum_30d if sum_30d > 0 else 0.0,
         history.zscore(prior.profile, x),
         0.0 if device_seen is None or device_seen > since else 1.0,

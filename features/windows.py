@@ -71,12 +71,6 @@ class ExactList(msgspec.Struct, array_like=True, gc=False):
     dropped_ms: int | None
     dropped_loc: Located | None
 
-    def drop_through(self, horizon: int) -> None:
-        """Remove the entries at or before ``horizon``, remembering them as dropped."""
-        times = self.times
-        if times and times[0] <= horizon:
-            self.drop_oldest(bisect_right(times, horizon))
-
     def drop_oldest(self, n: int) -> None:
         """Remove the ``n`` oldest entries, remembering them as dropped."""
         if n <= 0:
@@ -97,8 +91,9 @@ class ExactList(msgspec.Struct, array_like=True, gc=False):
         if self.dropped_loc is None or located[0] >= self.dropped_loc[0]:
             self.dropped_loc = located
 
-    def insert(self, index: int, entry: Entry) -> None:
-        """Add an entry at ``index`` (where its time keeps the columns sorted)."""
+    def insert(self, index: int, entry: Entry, cap: int) -> int:
+        """Add an entry at ``index`` (where its time keeps the columns sorted), then drop the
+        oldest over ``cap``; return the end of the entries up to and including the new one."""
         t, amount, merchant, mcc, lat, lon = entry
         if index == len(self.times):  # the common case: the newest so far
             self.times.append(t)
@@ -114,6 +109,11 @@ class ExactList(msgspec.Struct, array_like=True, gc=False):
             self.mccs.insert(index, mcc)
             self.lats.insert(index, lat)
             self.lons.insert(index, lon)
+        over = len(self.times) - cap
+        if over <= 0:
+            return index + 1
+        self.drop_oldest(over)
+        return max(0, index + 1 - over)
 
     def previous(self, end: int, t: int) -> tuple[int | None, Located | None]:
         """The latest time and latest located event among entries before ``end`` (all at or
@@ -143,23 +143,25 @@ class ExactList(msgspec.Struct, array_like=True, gc=False):
         ``(ceil_1h(t - 24 h), t]`` for the bucketed windows, then the distinct merchants over
         10 min, distinct merchants over 24 h and distinct MCCs over 24 h.
         """
-        times, amounts = self.times, self.amounts
+        times, amounts, merchants = self.times, self.amounts, self.merchants
+        # From the shortest window to the longest, each searched only before the shorter one's
+        # start; an empty difference (the common case) costs no search and no sum.
         start_1m = bisect_right(times, t - MINUTE_MS, 0, end)
-        start_10m = bisect_right(times, t - 10 * MINUTE_MS, 0, start_1m)
-        start_1h = bisect_right(times, t - HOUR_MS, 0, start_10m)
-        start_cut = bisect_right(times, -((DAY_MS - t) // BUCKET_MS) * BUCKET_MS, 0, start_1h)
-        start_24h = (  # the cut is >= t - 24 h
-            0 if not end or times[0] > t - DAY_MS else bisect_right(times, t - DAY_MS, 0, start_cut)
-        )
         sum_1m = sum(amounts[start_1m:end])
-        sum_10m = sum_1m + sum(amounts[start_10m:start_1m])
-        sum_1h = sum_10m + sum(amounts[start_1h:start_10m])
-        sum_cut = sum_1h + sum(amounts[start_cut:start_1h])
-        merchants = self.merchants
-        merchants_24h = len(set(merchants[start_24h:end]))
-        merchants_10m = (
-            merchants_24h if start_10m == start_24h else len(set(merchants[start_10m:end]))
-        )
+        start_10m = bisect_right(times, t - 10 * MINUTE_MS, 0, start_1m) if start_1m else 0
+        sum_10m = sum_1m + sum(amounts[start_10m:start_1m]) if start_10m < start_1m else sum_1m
+        start_1h = bisect_right(times, t - HOUR_MS, 0, start_10m) if start_10m else 0
+        sum_1h = sum_10m + sum(amounts[start_1h:start_10m]) if start_1h < start_10m else sum_10m
+        cut = -((DAY_MS - t) // BUCKET_MS) * BUCKET_MS  # ceil_1h(t - 24 h) >= t - 24 h
+        start_cut = bisect_right(times, cut, 0, start_1h) if start_1h else 0
+        sum_cut = sum_1h + sum(amounts[start_cut:start_1h]) if start_cut < start_1h else sum_1h
+        start_24h = bisect_right(times, t - DAY_MS, 0, start_cut) if start_cut else 0
+        sum_24h = sum_cut + sum(amounts[start_24h:start_cut]) if start_24h < start_cut else sum_cut
+        seen = set(merchants[start_10m:end])
+        merchants_10m = len(seen)
+        if start_24h < start_10m:
+            seen.update(merchants[start_24h:start_10m])
+        merchants_24h = len(seen)
         return (
             end - start_1m,
             sum_1m,
@@ -168,7 +170,7 @@ class ExactList(msgspec.Struct, array_like=True, gc=False):
             end - start_1h,
             sum_1h,
             end - start_24h,
-            sum_cut + sum(amounts[start_24h:start_cut]),
+            sum_24h,
             end - start_cut,
             sum_cut,
             merchants_10m,

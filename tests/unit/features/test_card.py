@@ -238,15 +238,16 @@ def test_events_older_than_the_horizon_are_scored_but_change_nothing_but_the_ids
 
 
 def test_values_are_forgotten_30_days_and_the_bound_behind_the_newest_even_when_late() -> None:
-    state, _ = observe(None, txn_of(0, T0, (0, 0, 0, 100, 1, 2, 1, None, 0)))  # device d1
-    newest = T0 + 30 * DAY + OOO + HOUR
-    state, _ = observe(state, txn_of(1, newest, (0, 0, 0, 100, 1, 2, None, None, 0)))
-    assert "d1" in state.seen_devices  # no new device came: the map was not swept
-    _, vector = observe(state, txn_of(2, T0 + HOUR, (0, 0, 0, 100, 1, 2, 1, None, 0)))
+    state, _ = observe(None, txn_of(0, T0 + HOUR, (0, 0, 0, 100, 1, 2, 1, None, 0)))  # device d1
+    day_30, no_device = T0 + 30 * DAY, (0, 0, 0, 100, 1, 2, None, None, 0)  # T0: a midnight
+    state, _ = observe(state, txn_of(1, day_30 + 30 * MIN, no_device))
+    state, _ = observe(state, txn_of(2, day_30 + HOUR + OOO + MIN, no_device))
+    assert "d1" in state.seen_devices  # past 30 days + the bound, but not swept out yet
+    _, vector = observe(state, txn_of(3, T0 + 2 * HOUR, (0, 0, 0, 100, 1, 2, 1, None, 0)))
     got = dict(zip(FEATURE_NAMES, vector, strict=True))
-    assert got["new_device"] == 1.0  # seen at T0, within 30 days of it, but forgotten by now
-    state, _ = observe(state, txn_of(3, newest, (0, 0, 0, 100, 1, 2, 2, None, 0)))
-    assert "d1" not in state.seen_devices  # a new device swept the forgotten one out
+    assert got["new_device"] == 1.0  # seen within 30 days of this late one, but forgotten
+    state, _ = observe(state, txn_of(4, day_30 + DAY, no_device))
+    assert "d1" not in state.seen_devices  # a new day swept the forgotten one out
 
 
 def test_ids_are_remembered_until_the_horizon_passes_their_mark() -> None:

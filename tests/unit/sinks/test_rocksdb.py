@@ -19,7 +19,7 @@ from tests.support.streams import TTL, log_items, log_of
 
 def _state(n: int) -> CardState:
     state = empty_state(n)
-    state.exact.insert(0, (n, 100, "m", "5411", None, None))
+    state.exact.insert(0, (n, 100, "m", "5411", None, None), cap=1)
     return state
 
 
