@@ -232,6 +232,15 @@ class PartitionStore:
         """The committed expiry index as (hour, card id), in its order (for tests)."""
         return map(_index_entry, self._expiry_cf.keys())
 
+    def table_bytes(self, *, compact: bool = False) -> int:
+        """Bytes of the live table files (all column families) after flushing the memtables,
+        and a full compaction first if asked: what the state occupies on disk (benchmarks)."""
+        self._db.flush()
+        if compact:
+            for family in (self._db, self._expiry_cf, self._meta_cf):
+                family.compact_range(None, None)
+        return sum(int(file["size"]) for file in self._db.live_files())
+
     def wipe(self) -> None:
         """Delete the local database and start empty (it will be rebuilt from the changelog)."""
         self.close()
