@@ -7,7 +7,7 @@ of the partitions with open work is, in exactly-once mode:
 1. ``begin_transaction``;
 2. per partition p: the latest value of every card touched since the last checkpoint to
    changelog partition p (tombstones for deleted cards);
-3. the decisions and dead letters;
+3. the decisions, dead letters and copies of late transactions;
 4. ``send_offsets_to_transaction`` with every partition's next input offset *and the
    consumer's group metadata* (KIP-447): the group coordinator refuses it if this worker's
    generation is stale, i.e. if its partitions may already belong to another worker. That is
@@ -44,6 +44,7 @@ from sinks.kafka import (
     checkpoint_producer,
     dead_letter_headers,
     dead_letter_value,
+    source_headers,
 )
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,8 @@ class Checkpointer:
             for letter in task.pending.result.dead_letters:
                 dlq_key, dlq_value = dead_letter_value(letter)
                 self._produce(settings.dlq_topic, dlq_key, dlq_value, dead_letter_headers(letter))
+            for record in task.pending.result.late:
+                self._produce(settings.late_topic, record.key, record.value, source_headers(record))
         left = self.producer.flush(self._call_timeout_s)
         if left:
             raise KafkaException(

@@ -86,6 +86,7 @@ class PartitionTask:
         pending.records += len(batch)
         pending.result.decisions.extend(result.decisions)
         pending.result.dead_letters.extend(result.dead_letters)
+        pending.result.late.extend(result.late)
         self.next_offset = batch[-1].offset + 1
 
     def changes(self) -> list[tuple[bytes, bytes | None]]:
@@ -96,7 +97,12 @@ class PartitionTask:
         """The checkpoint carrying ``changes`` committed: write them to RocksDB."""
         self.changelog_next = changelog_next
         self.committed_offset = self.next_offset
-        self.store.write(changes, CheckpointMeta(1, changelog_next, self.next_offset))
+        self.store.write(
+            changes,
+            CheckpointMeta(
+                changelog_next_offset=changelog_next, input_next_offset=self.next_offset
+            ),
+        )
         self.pending = Pending()
 
     def rewind(self) -> None:

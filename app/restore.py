@@ -110,7 +110,9 @@ def restore_partition(
         start = _resume_offset(store, changelog.begin, changelog.end)
         started = time.monotonic()
         restored = _read_into(changelog_batches(changelog, start, failpoints), store)
-        store.write([], CheckpointMeta(1, changelog.end, input_offset))
+        store.write(
+            [], CheckpointMeta(changelog_next_offset=changelog.end, input_next_offset=input_offset)
+        )
         log.info(
             "restored %s[%d]: %d changelog records from offset %d to %d in %.2fs",
             changelog.topic,

@@ -10,7 +10,9 @@ deployment from it. The format, the consistency argument and the limits are in
   count and the name and SHA-256 of p's data file;
 - ``DIR/partition-0000p.msgpack`` is one msgpack array of ``[card_id, state]`` pairs sorted by
   card id, ``state`` being the encoded :class:`~features.card.CardState` exactly as the
-  changelog holds it (a msgpack array, its version first).
+  changelog holds it (a msgpack array, its version first); and, under
+  :data:`features.stream.PARTITION_KEY`, the partition's own state (watermark and counters,
+  :class:`~features.stream.PartitionState`), which savepoints of older builds lack.
 
 Taking one needs a consumer group with no active member (workers checkpoint and leave the
 group on SIGTERM) and no open checkpoint transaction; since every checkpoint is one
@@ -46,6 +48,12 @@ from app.settings import FraudscoreSettings
 from features.card import FEATURE_SCHEMA_VERSION, STATE_VERSION, CardState, encode_state
 from features.errors import StateVersionError
 from features.state_migration import can_migrate, migrate, oldest_readable_version
+from features.stream import (
+    PARTITION_KEY,
+    PartitionState,
+    decode_partition_state,
+    encode_partition_state,
+)
 from sinks.kafka import client_options, ensure_topics, savepoint_producer, topic_partitions
 from sinks.rocksdb import PartitionStore
 
@@ -55,6 +63,7 @@ MANIFEST_NAME = "manifest.json"
 IMPORT_TRANSACTION_TIMEOUT_MS = 300_000  # one import transaction may carry a whole partition
 _INACTIVE_GROUP_STATES = ("Empty", "Dead")
 _PROGRESS_EVERY = 1000
+_PARTITION_KEY = PARTITION_KEY.encode()
 
 Progress = Callable[[int, int, int], None]  # (partition, completed, total)
 T = TypeVar("T")
@@ -174,7 +183,14 @@ def _validate_snapshot(snapshot: PartitionSnapshot) -> None:
         raise SavepointError(f"{where} holds card state but no committed input offset")
 
 
-def decode_partition(data: bytes, snapshot: PartitionSnapshot) -> list[tuple[str, CardState]]:
+class SavedPartition(NamedTuple):
+    """What a data file holds: card states, and the partition's own state if it had one."""
+
+    cards: list[tuple[str, CardState]]
+    partition_state: PartitionState | None
+
+
+def decode_partition(data: bytes, snapshot: PartitionSnapshot) -> SavedPartition:
     """Check a data file against its manifest entry; its states, migrated to the current version."""
     if sha256_hex(data) != snapshot.sha256:
         raise SavepointError(
@@ -182,15 +198,17 @@ def decode_partition(data: bytes, snapshot: PartitionSnapshot) -> list[tuple[str
             "corrupt or was modified"
         )
     try:
-        entries = _entries_decoder.decode(data)
-        states = [(card_id, migrate(raw)) for card_id, raw in entries]
-    except (msgspec.DecodeError, StateVersionError) as exc:
+        entries = dict(_entries_decoder.decode(data))
+        partition_raw = entries.pop(PARTITION_KEY, None)
+        partition = None if partition_raw is None else decode_partition_state(partition_raw)
+        states = [(card_id, migrate(raw)) for card_id, raw in entries.items()]
+    except (msgspec.DecodeError, StateVersionError, ValueError) as exc:
         raise SavepointError(f"{snapshot.file} cannot be read: {exc}") from exc
     if len(states) != snapshot.cards:
         raise SavepointError(
             f"{snapshot.file} holds {len(states)} cards, the manifest says {snapshot.cards}"
         )
-    return states
+    return SavedPartition(states, partition)
 
 
 # --- The directory --------------------------------------------------------------------------
@@ -207,7 +225,7 @@ def load_manifest(directory: Path) -> Manifest:
     return decode_manifest(raw)
 
 
-def read_partition(directory: Path, snapshot: PartitionSnapshot) -> list[tuple[str, CardState]]:
+def read_partition(directory: Path, snapshot: PartitionSnapshot) -> SavedPartition:
     """The states of one partition, checksum-verified and migrated."""
     try:
         data = (directory / snapshot.file).read_bytes()
@@ -248,7 +266,7 @@ def _write_partition(
     return PartitionSnapshot(
         partition=partition,
         committed_offset=offset,
-        cards=len(states),
+        cards=sum(key != _PARTITION_KEY for key in states),
         file=name,
         sha256=sha256_hex(data),
         changelog_end_offset=end,
@@ -515,8 +533,7 @@ async def import_savepoint(
     await _require_new_deployment(settings, manifest)
     _wipe_local_state(settings, manifest.partition_count)
     for snapshot in manifest.partitions:
-        states = read_partition(directory, snapshot)
-        await _publish_partition(settings, snapshot, states, progress)
+        await _publish_partition(settings, snapshot, read_partition(directory, snapshot), progress)
     return manifest
 
 
@@ -569,13 +586,13 @@ def _wipe_local_state(settings: FraudscoreSettings, partitions: int) -> None:
 async def _publish_partition(
     settings: FraudscoreSettings,
     snapshot: PartitionSnapshot,
-    states: list[tuple[str, CardState]],
+    saved: SavedPartition,
     progress: Progress,
 ) -> None:
     """One transaction: the partition's states to the changelog and its input offset."""
-    partition, total = snapshot.partition, len(states)
+    partition, total = snapshot.partition, len(saved.cards)
     progress(partition, 0, total)
-    if not states and snapshot.committed_offset is None:
+    if not saved.cards and saved.partition_state is None and snapshot.committed_offset is None:
         return
     long_timeout = max(settings.transaction_timeout_ms, IMPORT_TRANSACTION_TIMEOUT_MS)
     producer_settings = settings.model_copy(update={"transaction_timeout_ms": long_timeout})
@@ -583,7 +600,7 @@ async def _publish_partition(
     await producer.start()
     try:
         async with producer.transaction():
-            await _send_states(settings, partition, states, producer, progress)
+            await _send_states(settings, partition, saved, producer, progress)
             if snapshot.committed_offset is not None:
                 await producer.send_offsets_to_transaction(
                     {TopicPartition(settings.input_topic, partition): snapshot.committed_offset},
@@ -597,16 +614,17 @@ async def _publish_partition(
 async def _send_states(
     settings: FraudscoreSettings,
     partition: int,
-    states: list[tuple[str, CardState]],
+    saved: SavedPartition,
     producer: Any,
     progress: Progress,
 ) -> None:
-    for sent, (card_id, state) in enumerate(states, 1):
+    topic, total = settings.changelog_topic, len(saved.cards)
+    for sent, (card_id, state) in enumerate(saved.cards, 1):
         await producer.send(
-            settings.changelog_topic,
-            key=card_id.encode(),
-            value=encode_state(state),
-            partition=partition,
+            topic, key=card_id.encode(), value=encode_state(state), partition=partition
         )
         if sent % _PROGRESS_EVERY == 0:
-            progress(partition, sent, len(states))
+            progress(partition, sent, total)
+    if saved.partition_state is not None:
+        value = encode_partition_state(saved.partition_state)
+        await producer.send(topic, key=_PARTITION_KEY, value=value, partition=partition)

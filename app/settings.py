@@ -17,6 +17,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from features.card import FeatureParams
+from features.stream import StreamParams
+
 
 class FraudscoreSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FRAUDSCORE_", extra="ignore", frozen=True)
@@ -33,6 +36,10 @@ class FraudscoreSettings(BaseSettings):
     )
     dlq_topic: str = Field(
         default="transactions.dlq", description="Rejected input: original bytes plus reason headers"
+    )
+    late_topic: str = Field(
+        default="transactions.late",
+        description="Copies of late transactions: original key and bytes, source in headers",
     )
     changelog_topic: str = Field(
         default="fraudscore.card-state.changelog",
@@ -90,6 +97,27 @@ class FraudscoreSettings(BaseSettings):
     # --- Input validation -------------------------------------------------------------------
     max_record_bytes: int = Field(
         default=8192, ge=256, description="Larger input records are dead-lettered as oversized"
+    )
+
+    # --- Event time (features.stream) --------------------------------------------------------
+    max_out_of_orderness_ms: int = Field(
+        default=5_000,
+        ge=0,
+        le=3_600_000,
+        description="Watermark = newest event time seen in the partition minus this; the exact "
+        "windows are exact for transactions at most this far behind their card's newest",
+    )
+    allowed_lateness_ms: int = Field(
+        default=0,
+        ge=0,
+        description="Transactions older than the watermark minus this are flagged late, "
+        "counted and copied to the late topic (still decided)",
+    )
+    card_state_ttl_ms: int = Field(
+        default=45 * 86_400_000,
+        ge=86_400_000 + 3_600_000,
+        description="A card with no transaction for this long in event time (behind the "
+        "watermark) is removed from state and tombstoned in the changelog",
     )
 
     # --- Decision policy --------------------------------------------------------------------
@@ -164,6 +192,16 @@ class FraudscoreSettings(BaseSettings):
     @property
     def exactly_once(self) -> bool:
         return self.processing_guarantee == "exactly_once"
+
+    @property
+    def stream_params(self) -> StreamParams:
+        """The event-time parameters of the pipeline (one place for max_out_of_orderness)."""
+        features = FeatureParams(max_out_of_orderness_ms=self.max_out_of_orderness_ms)
+        return StreamParams(
+            features=features,
+            allowed_lateness_ms=self.allowed_lateness_ms,
+            card_state_ttl_ms=self.card_state_ttl_ms,
+        )
 
     def transactional_id(self, worker_id: str) -> str:
         """The transactional id of the worker ``worker_id`` (see app/worker.py)."""

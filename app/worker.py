@@ -257,7 +257,12 @@ def build_pipeline(settings: FraudscoreSettings) -> Pipeline:
         review_threshold=settings.review_threshold,
         decline_threshold=settings.decline_threshold,
     )
-    return Pipeline(scorer=scorer, policy=policy, max_record_bytes=settings.max_record_bytes)
+    return Pipeline(
+        scorer=scorer,
+        policy=policy,
+        max_record_bytes=settings.max_record_bytes,
+        params=settings.stream_params,
+    )
 
 
 def serve(settings: FraudscoreSettings) -> None:

@@ -4,10 +4,14 @@ Last seen (``new_device``, ``new_merchant``, ``new_mcc``): per value, the newest
 which an *earlier-arrived* transaction of the card used it. A value is new for a transaction
 at ``t`` when no earlier-arrived transaction used it with an event time after ``t - 30 d``
 (one that arrived earlier but happened after ``t``, out of order, counts as seen). The
-current transaction is recorded only after its flags are computed. At most ``cap`` values per
-kind are remembered; over the cap the least recently seen go (ties by value), so the flags are
-exact while the card used at most ``cap`` distinct values of a kind in its last 30 days +
-``max_out_of_orderness``. A missing device id is never new (0) and not remembered.
+current transaction is recorded only after its flags are computed. Values last seen 30 days +
+``max_out_of_orderness`` or more before the card's newest event time count as forgotten, and
+are dropped from the maps whenever the card's newest event time enters a new UTC day
+(:func:`forget`). At most ``cap`` values per kind are remembered; over the cap the least
+recently seen go (ties by value), so the flags are exact while the card used at most ``cap``
+distinct values of a kind in its last 30 days + ``max_out_of_orderness``. A missing device id
+is never new (0) and not remembered. The maps are updated in place (:func:`remember`);
+:func:`features.card.observe` reads the flags from them inline, on its hot path.
 
 Decayed amount profile (``amount_zscore``): an exponentially weighted mean and variance of
 the amount (major unit, float), updated in *arrival* order. Before an event at ``t``, all
@@ -29,27 +33,25 @@ EMPTY_PROFILE: Final[Profile] = (0.0, 0.0, 0.0, 0)
 VARIANCE_FLOOR: Final = 1.0
 
 
-def is_new(last_seen: LastSeen, value: str | None, t: int, span_ms: int) -> int:
-    """1 if ``value`` was not seen after ``t - span_ms``, else 0; 0 for a missing value."""
+def remember(last_seen: LastSeen, value: str | None, t: int, cap: int) -> None:
+    """Record ``value`` as seen at ``t`` in ``last_seen`` (in place), at most ``cap`` values:
+    over the cap the least recently seen go."""
     if value is None:
-        return 0
-    seen = last_seen.get(value)
-    return int(seen is None or seen <= t - span_ms)
-
-
-def remember(last_seen: LastSeen, value: str | None, t: int, cap: int) -> LastSeen:
-    """A copy of ``last_seen`` with ``value`` seen at ``t``, at most ``cap`` entries."""
-    if value is None:
-        return last_seen
+        return
     seen = last_seen.get(value)
     if seen is not None and seen >= t:
-        return last_seen
-    updated = dict(last_seen)
-    updated[value] = t
-    if len(updated) > cap:
-        keep = sorted(updated.items(), key=lambda item: (item[1], item[0]))[-cap:]
-        updated = dict(keep)
-    return updated
+        return
+    last_seen[value] = t
+    if seen is None and len(last_seen) > cap:
+        keep = sorted(last_seen.items(), key=lambda item: (item[1], item[0]))[-cap:]
+        last_seen.clear()
+        last_seen.update(keep)
+
+
+def forget(last_seen: LastSeen, through: int) -> None:
+    """Drop the values last seen at or before ``through`` (in place)."""
+    for value in [v for v, last in last_seen.items() if last <= through]:
+        del last_seen[value]
 
 
 def zscore(profile: Profile, x: float) -> float:

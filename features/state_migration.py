@@ -26,6 +26,11 @@ Registered steps:
   version 1 never had starts empty: older history, devices, MCCs, the decayed amount profile,
   the dropped-event memory. So a migrated card's long windows and "new" flags see only those
   last 10 minutes at first, and fill up as the card is used.
+- ``2 -> 3`` (:func:`v2_to_v3`, faster feature updates and duplicate detection): the data
+  regrouped, the exact list's columns and its dropped-event memory as one nested array, the
+  hourly buckets as another, so that a decoded state is updated in place without rebuilding
+  its columns; and the remembered transaction ids, which version 2 did not keep, start
+  empty: a duplicate of a transaction decided before the migration is not recognised.
 """
 
 from __future__ import annotations
@@ -144,4 +149,11 @@ def v1_to_v2(layout: Layout) -> Layout:
     ]  # fmt: skip
 
 
+def v2_to_v3(layout: Layout) -> Layout:
+    """Version 2 (flat columns) to version 3 (the exact list and the buckets nested)."""
+    _, newest_ms, *exact, hours, counts, sums, profile, devices, merchants, mccs = layout
+    return [3, newest_ms, exact, [hours, counts, sums], profile, devices, merchants, mccs, [], []]
+
+
 register(1, v1_to_v2)
+register(2, v2_to_v3)

@@ -73,6 +73,8 @@ class Reason(StrEnum):
     INVALID_EVENT_TIME = "invalid_event_time"
     PAN_DETECTED = "pan_detected"
     KEY_MISMATCH = "key_mismatch"  # checked by the pipeline: the Kafka key is not card_id
+    # checked by the pipeline: a transaction_id its card remembers (features.stream)
+    DUPLICATE_TRANSACTION = "duplicate_transaction"
 
 
 class Rejection(msgspec.Struct, frozen=True, gc=False):

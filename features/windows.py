@@ -20,13 +20,18 @@ So the result is *exactly* the count and sum over ``(lo, t]``, and the error aga
 true window is precisely the events in ``(t - W, lo]``, an interval shorter than 1 h at the
 old edge of the window (empty when ``t - W`` is an hour boundary): the bucketed count lies
 between the exact counts over ``(t - W + 1 h, t]`` and ``(t - W, t]``, and likewise the sum.
+
+Both parts are msgspec structs stored inside the card's state and updated *in place* (the
+hot path allocates no new columns per event); their columns are plain lists so that they
+encode as msgpack arrays.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
 from typing import Final
+
+import msgspec
 
 MINUTE_MS: Final = 60_000
 HOUR_MS: Final = 3_600_000
@@ -39,6 +44,8 @@ BUCKET_SPAN_MS: Final = 30 * DAY_MS  # the longest bucketed window
 
 Totals = tuple[int, int]  # (count, amount sum)
 Located = tuple[int, float, float]  # (event_time_ms, lat, lon)
+# one exact entry: (event_time_ms, amount, merchant_id, merchant_category, lat, lon)
+Entry = tuple[int, int, str, str, float | None, float | None]
 
 
 def ceil_to_bucket(time_ms: int) -> int:
@@ -51,8 +58,7 @@ def bucket_of(time_ms: int) -> int:
     return (time_ms - 1) // BUCKET_MS
 
 
-@dataclass(slots=True)
-class ExactList:
+class ExactList(msgspec.Struct, array_like=True, gc=False):
     """The exact per-event entries as columns sorted by event time (equal times by arrival),
     plus the newest time and newest located event among arrivals no longer in them."""
 
@@ -69,25 +75,59 @@ class ExactList:
         """Remove the ``n`` oldest entries, remembering them as dropped."""
         if n <= 0:
             return
-        self.dropped_ms = max(self.times[n - 1], self.dropped_ms or self.times[n - 1])
+        last = self.times[n - 1]
+        if self.dropped_ms is None or last > self.dropped_ms:
+            self.dropped_ms = last
+        lats, lons = self.lats, self.lons
         for i in range(n - 1, -1, -1):
-            lat, lon = self.lats[i], self.lons[i]
+            lat, lon = lats[i], lons[i]
             if lat is not None and lon is not None:
                 self.note_dropped_location((self.times[i], lat, lon))
                 break
-        for column in (self.times, self.amounts, self.merchants, self.mccs, self.lats, self.lons):
-            del column[:n]
+        del self.times[:n], self.amounts[:n], self.merchants[:n], self.mccs[:n]
+        del lats[:n], lons[:n]
 
     def note_dropped_location(self, located: Located) -> None:
         if self.dropped_loc is None or located[0] >= self.dropped_loc[0]:
             self.dropped_loc = located
 
+    def insert(self, index: int, entry: Entry, cap: int) -> int:
+        """Add an entry at ``index`` (where its time keeps the columns sorted), then drop the
+        oldest over ``cap``; return the end of the entries up to and including the new one."""
+        t, amount, merchant, mcc, lat, lon = entry
+        if index == len(self.times):  # the common case: the newest so far
+            self.times.append(t)
+            self.amounts.append(amount)
+            self.merchants.append(merchant)
+            self.mccs.append(mcc)
+            self.lats.append(lat)
+            self.lons.append(lon)
+        else:
+            self.times.insert(index, t)
+            self.amounts.insert(index, amount)
+            self.merchants.insert(index, merchant)
+            self.mccs.insert(index, mcc)
+            self.lats.insert(index, lat)
+            self.lons.insert(index, lon)
+        over = len(self.times) - cap
+        if over <= 0:
+            return index + 1
+        self.drop_oldest(over)
+        return max(0, index + 1 - over)
+
     def previous(self, end: int, t: int) -> tuple[int | None, Located | None]:
         """The latest time and latest located event among entries before ``end`` (all at or
         before ``t``) and the dropped ones, if at or before ``t``."""
-        prev = self.times[end - 1] if end > 0 else self.dropped_ms
-        located = self.dropped_loc
         lats, lons = self.lats, self.lons
+        prev: int | None
+        if end > 0:
+            prev = self.times[end - 1]
+            lat, lon = lats[end - 1], lons[end - 1]
+            if lat is not None and lon is not None:  # the common case: one look is enough
+                return prev, (prev, lat, lon)
+        else:
+            prev = self.dropped_ms
+        located = self.dropped_loc
         for i in range(end - 1, -1, -1):
             lat, lon = lats[i], lons[i]
             if lat is not None and lon is not None:
@@ -96,44 +136,50 @@ class ExactList:
         prev = prev if prev is not None and prev <= t else None
         return prev, located if located is not None and located[0] <= t else None
 
+    def scan(self, end: int, t: int) -> tuple[int, ...]:
+        """Exact totals over the entries ``[:end]`` (all at or before ``t``), flat:
 
-def scan_exact(exact: ExactList, end: int, t: int) -> tuple[list[Totals], Totals, list[int]]:
-    """Exact window totals over the entries ``[:end]`` (all at or before ``t``).
+        count and sum of each of :data:`EXACT_WINDOWS_MS` (8 numbers), then count and sum over
+        ``(ceil_1h(t - 24 h), t]`` for the bucketed windows, then the distinct merchants over
+        10 min, distinct merchants over 24 h and distinct MCCs over 24 h.
+        """
+        times, amounts, merchants = self.times, self.amounts, self.merchants
+        # From the shortest window to the longest, each searched only before the shorter one's
+        # start; an empty difference (the common case) costs no search and no sum.
+        start_1m = bisect_right(times, t - MINUTE_MS, 0, end)
+        sum_1m = sum(amounts[start_1m:end])
+        start_10m = bisect_right(times, t - 10 * MINUTE_MS, 0, start_1m) if start_1m else 0
+        sum_10m = sum_1m + sum(amounts[start_10m:start_1m]) if start_10m < start_1m else sum_1m
+        start_1h = bisect_right(times, t - HOUR_MS, 0, start_10m) if start_10m else 0
+        sum_1h = sum_10m + sum(amounts[start_1h:start_10m]) if start_1h < start_10m else sum_10m
+        cut = -((DAY_MS - t) // BUCKET_MS) * BUCKET_MS  # ceil_1h(t - 24 h) >= t - 24 h
+        start_cut = bisect_right(times, cut, 0, start_1h) if start_1h else 0
+        sum_cut = sum_1h + sum(amounts[start_cut:start_1h]) if start_cut < start_1h else sum_1h
+        start_24h = bisect_right(times, t - DAY_MS, 0, start_cut) if start_cut else 0
+        sum_24h = sum_cut + sum(amounts[start_24h:start_cut]) if start_24h < start_cut else sum_cut
+        seen = set(merchants[start_10m:end])
+        merchants_10m = len(seen)
+        if start_24h < start_10m:
+            seen.update(merchants[start_24h:start_10m])
+        merchants_24h = len(seen)
+        return (
+            end - start_1m,
+            sum_1m,
+            end - start_10m,
+            sum_10m,
+            end - start_1h,
+            sum_1h,
+            end - start_24h,
+            sum_24h,
+            end - start_cut,
+            sum_cut,
+            merchants_10m,
+            merchants_24h,
+            len(set(self.mccs[start_24h:end])),
+        )
 
-    Returns the (count, sum) of each of :data:`EXACT_WINDOWS_MS`, the (count, sum) over
-    ``(ceil_1h(t - 24 h), t]`` for the bucketed windows, and the distinct merchants over
-    10 min, distinct merchants over 24 h and distinct MCCs over 24 h.
-    """
-    times, amounts = exact.times, exact.amounts
-    start_1m = bisect_right(times, t - MINUTE_MS, 0, end)
-    start_10m = bisect_right(times, t - 10 * MINUTE_MS, 0, start_1m)
-    start_1h = bisect_right(times, t - HOUR_MS, 0, start_10m)
-    start_cut = bisect_right(times, ceil_to_bucket(t - DAY_MS), 0, start_1h)
-    start_24h = bisect_right(times, t - DAY_MS, 0, start_cut)  # the cut is >= t - 24 h
-    sum_1m = sum(amounts[start_1m:end])
-    sum_10m = sum_1m + sum(amounts[start_10m:start_1m])
-    sum_1h = sum_10m + sum(amounts[start_1h:start_10m])
-    sum_cut = sum_1h + sum(amounts[start_cut:start_1h])
-    merchants_24h = set(exact.merchants[start_24h:end])
-    distinct = [
-        len(merchants_24h) if start_10m == start_24h else len(set(exact.merchants[start_10m:end])),
-        len(merchants_24h),
-        len(set(exact.mccs[start_24h:end])),
-    ]
-    return (
-        [
-            (end - start_1m, sum_1m),
-            (end - start_10m, sum_10m),
-            (end - start_1h, sum_1h),
-            (end - start_24h, sum_cut + sum(amounts[start_24h:start_cut])),
-        ],
-        (end - start_cut, sum_cut),
-        distinct,
-    )
 
-
-@dataclass(slots=True)
-class HourBuckets:
+class HourBuckets(msgspec.Struct, array_like=True, gc=False):
     """Hourly (count, amount sum) columns sorted by hour index ``b``: times ``(b h, (b+1) h]``."""
 
     hours: list[int]
@@ -142,34 +188,45 @@ class HourBuckets:
 
     def add(self, time_ms: int, amount: int) -> None:
         """Count an event of ``time_ms`` and ``amount`` in its bucket."""
-        hour = bucket_of(time_ms)
-        index = bisect_left(self.hours, hour)
-        if index < len(self.hours) and self.hours[index] == hour:
+        hour = (time_ms - 1) // BUCKET_MS
+        hours = self.hours
+        if hours and hours[-1] == hour:  # the common case: the newest bucket
+            self.counts[-1] += 1
+            self.sums[-1] += amount
+            return
+        index = bisect_left(hours, hour)
+        if index < len(hours) and hours[index] == hour:
             self.counts[index] += 1
             self.sums[index] += amount
         else:
-            self.hours.insert(index, hour)
+            hours.insert(index, hour)
             self.counts.insert(index, 1)
             self.sums.insert(index, amount)
 
     def drop_before(self, floor_ms: int) -> None:
         """Drop the buckets that end at or before ``floor_ms``."""
-        n = bisect_left(self.hours, bucket_of(floor_ms + 1))
-        for column in (self.hours, self.counts, self.sums):
-            del column[:n]
+        first = bucket_of(floor_ms + 1)
+        hours = self.hours
+        if hours and hours[0] < first:
+            n = bisect_left(hours, first)
+            del hours[:n], self.counts[:n], self.sums[:n]
 
-    def totals(self, t: int, recent: Totals) -> list[Totals]:
-        """(count, sum) of each of :data:`BUCKETED_WINDOWS_MS` at ``t``, given ``recent``:
-        the exact (count, sum) over ``(ceil_1h(t - 24 h), t]`` (:func:`scan_exact`)."""
-        hours, counts, sums = self.hours, self.counts, self.sums
-        end = bisect_left(hours, ceil_to_bucket(t - DAY_MS) // BUCKET_MS)
-        if end == 0:  # nothing older than the cut: both windows are the recent part
-            return [recent, recent]
-        start_7d = bisect_left(hours, ceil_to_bucket(t - 7 * DAY_MS) // BUCKET_MS, 0, end)
-        start_30d = bisect_left(hours, ceil_to_bucket(t - BUCKET_SPAN_MS) // BUCKET_MS, 0, start_7d)
-        count_7d = recent[0] + sum(counts[start_7d:end])
-        sum_7d = recent[1] + sum(sums[start_7d:end])
-        return [
-            (count_7d, sum_7d),
-            (count_7d + sum(counts[start_30d:start_7d]), sum_7d + sum(sums[start_30d:start_7d])),
-        ]
+    def totals(self, t: int, recent_count: int, recent_sum: int) -> tuple[int, int, int, int]:
+        """(count, sum) of the 7-day then the 30-day window at ``t`` (:data:`BUCKETED_WINDOWS_MS`),
+        given the exact (count, sum) over ``(ceil_1h(t - 24 h), t]`` (:meth:`ExactList.scan`)."""
+        hours = self.hours
+        # the hour index of ceil_1h(t - W) is -((W - t) // 1 h)
+        if not hours or hours[0] >= -((DAY_MS - t) // BUCKET_MS):
+            return recent_count, recent_sum, recent_count, recent_sum  # all recent: exact part
+        end = bisect_left(hours, -((DAY_MS - t) // BUCKET_MS))
+        counts, sums = self.counts, self.sums
+        start_7d = bisect_left(hours, -((7 * DAY_MS - t) // BUCKET_MS), 0, end)
+        start_30d = bisect_left(hours, -((BUCKET_SPAN_MS - t) // BUCKET_MS), 0, start_7d)
+        count_7d = recent_count + sum(counts[start_7d:end])
+        sum_7d = recent_sum + sum(sums[start_7d:end])
+        return (
+            count_7d,
+            sum_7d,
+            count_7d + sum(counts[start_30d:start_7d]),
+            sum_7d + sum(sums[start_30d:start_7d]),
+        )

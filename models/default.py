@@ -5,7 +5,7 @@ of ``fraudscore train`` (:mod:`models.training`), so training is deterministic (
 arguments → bit-identical predictions, in any process) and quick.
 
 Training data goes through exactly the serving path, so there is no training/serving skew:
-:func:`models.pipeline.featurize` (decode, then :func:`features.card.observe` per card in
+:func:`models.pipeline.featurize` (decode, then :func:`features.stream.process` per card in
 arrival order) → feature vector. The synthetic traffic has the per-card density of
 :data:`models.synthetic.DEFAULT_CARDS` cards at 200 events/s (fewer cards at a lower event
 rate: the same features, cheaper to generate) and a raised fraud rate, for more positives.
@@ -27,8 +27,9 @@ from random import Random
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
 
-from features.card import DEFAULT_PARAMS, FEATURE_NAMES, FeatureParams, FeatureVector
-from models.pipeline import MemoryCardStore, SourceRecord
+from features.card import FEATURE_NAMES, FeatureVector
+from features.stream import DEFAULT_STREAM_PARAMS, MemoryCardStore, StreamParams
+from models.pipeline import SourceRecord
 from models.pipeline import featurize as featurize_records
 from models.scorer import Scorer
 from models.synthetic import DEFAULT_CARDS, SyntheticTransaction, encode_record, generate
@@ -47,7 +48,7 @@ _MAX_RECORD_BYTES = 8192  # synthetic records are a few hundred bytes
 
 
 def featurize(
-    items: Iterable[SyntheticTransaction], params: FeatureParams = DEFAULT_PARAMS
+    items: Iterable[SyntheticTransaction], params: StreamParams = DEFAULT_STREAM_PARAMS
 ) -> tuple[list[FeatureVector], list[int]]:
     """Feature vectors (the worker's :func:`models.pipeline.featurize`) and labels (1 = fraud)."""
     items = list(items)
@@ -61,7 +62,7 @@ def featurize(
     if rejected:
         reason = rejected[0].rejection
         raise ValueError(f"synthetic record rejected: {reason.reason}: {reason.detail}")
-    return [vector for _, _, vector in accepted], [int(i.scenario is not None) for i in items]
+    return [vector for _, _, vector, _ in accepted], [int(i.scenario is not None) for i in items]
 
 
 def _fit_rows(

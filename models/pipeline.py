@@ -1,8 +1,15 @@
 """The scoring pipeline as a pure function of the input log: decode → apply → score → decide.
 
 The worker runs it over each fetched batch of one partition with the partition's state store;
-tests and replay run the very same code over a partition's log with an in-memory store, which
-is what makes "the same input log gives the same decisions" checkable.
+tests and replay run the very same code over a partition's log with an in-memory store
+(:class:`features.stream.MemoryCardStore`), which is what makes "the same input log gives the
+same decisions" checkable.
+
+Per record, in offset order: an invalid record, one keyed by another card and a duplicate
+delivery of a transaction id (:mod:`features.stream`) become dead letters; every other
+transaction advances the partition's watermark, is applied to its card's state and gets a
+decision, flagged ``late`` (and copied to the late topic by the worker) when it is older than
+the watermark minus the allowed lateness.
 
 Nothing here reads the clock or does I/O. Processing timestamps are added by the worker, as
 record headers, so the decision records themselves are byte-identical on replay.
@@ -13,44 +20,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 import msgspec
 
-from features.card import (
-    DEFAULT_PARAMS,
-    FEATURE_NAMES,
-    FEATURE_SCHEMA_VERSION,
-    CardState,
-    FeatureParams,
-    FeatureVector,
-    observe,
-)
+from features.card import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, FeatureVector
+from features.stream import DEFAULT_STREAM_PARAMS, CardStore, StreamParams, process
 from features.transaction import Transaction
 from features.validation import Reason, Rejection, decode_transaction
 from models.policy import Policy, decide
 from models.scorer import Scorer
-
-
-class CardStore(Protocol):
-    """What the pipeline needs from state: the real one is RocksDB behind an overlay."""
-
-    def get(self, card_id: str) -> CardState | None: ...
-
-    def put(self, card_id: str, state: CardState) -> None: ...
-
-
-class MemoryCardStore:
-    """An in-memory :class:`CardStore` for the reference run and unit tests."""
-
-    def __init__(self) -> None:
-        self.states: dict[str, CardState] = {}
-
-    def get(self, card_id: str) -> CardState | None:
-        return self.states.get(card_id)
-
-    def put(self, card_id: str, state: CardState) -> None:
-        self.states[card_id] = state
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +64,7 @@ class DecisionRecord(msgspec.Struct, frozen=True):
     policy_version: str
     feature_schema_version: int
     features: dict[str, float]
+    late: bool  # older than the partition's watermark - allowed lateness (features.stream)
     source: Source
 
 
@@ -101,6 +80,7 @@ class DeadLetter:
 class BatchResult:
     decisions: list[tuple[bytes, DecisionRecord]] = field(default_factory=list)  # (key, value)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    late: list[SourceRecord] = field(default_factory=list)  # to copy to the late topic
 
 
 _json_encoder = msgspec.json.Encoder()
@@ -130,6 +110,13 @@ _KEY_MISMATCH = Rejection(
 )
 
 
+_DUPLICATE = Rejection(
+    Reason.DUPLICATE_TRANSACTION,
+    "this card has had a transaction with this transaction_id already (an upstream retry?); "
+    "it was decided then and is not decided or counted again",
+)
+
+
 def _decode(record: SourceRecord, max_bytes: int) -> Transaction | Rejection:
     decoded = decode_transaction(record.value, max_bytes=max_bytes)
     if isinstance(decoded, Transaction) and record.key != decoded.card_id.encode():
@@ -137,7 +124,7 @@ def _decode(record: SourceRecord, max_bytes: int) -> Transaction | Rejection:
     return decoded
 
 
-Featurized = tuple[SourceRecord, Transaction, FeatureVector]
+Featurized = tuple[SourceRecord, Transaction, FeatureVector, bool]  # ..., late
 
 
 def featurize(
@@ -145,12 +132,12 @@ def featurize(
     store: CardStore,
     *,
     max_record_bytes: int,
-    params: FeatureParams = DEFAULT_PARAMS,
+    params: StreamParams = DEFAULT_STREAM_PARAMS,
 ) -> tuple[list[Featurized], list[DeadLetter]]:
     """Decode and apply each record in order: the worker's feature step, also training's.
 
-    Returns the accepted records with their transaction and feature vector, and the rejected
-    ones as dead letters.
+    Returns the accepted records with their transaction, feature vector and late flag, and
+    the rejected ones (invalid, keyed by another card, duplicate deliveries) as dead letters.
     """
     accepted: list[Featurized] = []
     dead_letters: list[DeadLetter] = []
@@ -159,9 +146,11 @@ def featurize(
         if isinstance(decoded, Rejection):
             dead_letters.append(DeadLetter(record, decoded))
             continue
-        state, vector = observe(store.get(decoded.card_id), decoded, params)
-        store.put(decoded.card_id, state)
-        accepted.append((record, decoded, vector))
+        outcome = process(store, decoded, params)
+        if outcome.vector is None:
+            dead_letters.append(DeadLetter(record, _DUPLICATE))
+            continue
+        accepted.append((record, decoded, outcome.vector, outcome.late))
     return accepted, dead_letters
 
 
@@ -170,24 +159,24 @@ class Pipeline:
     scorer: Scorer
     policy: Policy
     max_record_bytes: int
-    params: FeatureParams = DEFAULT_PARAMS
+    params: StreamParams = DEFAULT_STREAM_PARAMS
 
     def run(self, records: Sequence[SourceRecord], store: CardStore) -> BatchResult:
         """Process one batch of one partition, in offset order, against ``store``."""
         accepted, dead_letters = featurize(
             records, store, max_record_bytes=self.max_record_bytes, params=self.params
         )
-        result = BatchResult(dead_letters=dead_letters)
-        scores = self.scorer.score_batch([vector for _, _, vector in accepted])
+        result = BatchResult(
+            dead_letters=dead_letters, late=[record for record, _, _, late in accepted if late]
+        )
+        scores = self.scorer.score_batch([vector for _, _, vector, _ in accepted])
         result.decisions.extend(self._decisions(accepted, scores))
         return result
 
     def _decisions(
-        self,
-        accepted: list[Featurized],
-        scores: list[float],
+        self, accepted: list[Featurized], scores: list[float]
     ) -> Iterator[tuple[bytes, DecisionRecord]]:
-        for (record, txn, vector), score in zip(accepted, scores, strict=True):
+        for (record, txn, vector, late), score in zip(accepted, scores, strict=True):
             decision = decide(score, vector, self.policy)
             yield (
                 txn.card_id.encode(),
@@ -205,6 +194,7 @@ class Pipeline:
                     policy_version=self.policy.version,
                     feature_schema_version=FEATURE_SCHEMA_VERSION,
                     features=dict(zip(FEATURE_NAMES, vector, strict=True)),
+                    late=late,
                     source=Source(record.topic, record.partition, record.offset),
                 ),
             )

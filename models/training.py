@@ -39,11 +39,12 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
 
-from features.card import DEFAULT_PARAMS, FEATURE_NAMES, FeatureParams
+from features.card import FEATURE_NAMES
+from features.stream import DEFAULT_STREAM_PARAMS, MemoryCardStore, StreamParams
 from models.errors import TrainingError
 from models.evaluation import DAY_MS, Metrics, card_precision_bound, evaluate
 from models.label import FRAUD, LabelRecord
-from models.pipeline import MemoryCardStore, SourceRecord, featurize
+from models.pipeline import SourceRecord, featurize
 from models.policy import Policy, decide, velocity_rule
 from models.scorer import Scorer
 
@@ -66,7 +67,7 @@ def build_features(
     records: Iterable[SourceRecord],
     *,
     max_record_bytes: int,
-    params: FeatureParams = DEFAULT_PARAMS,
+    params: StreamParams = DEFAULT_STREAM_PARAMS,
     on_progress: Callable[[int], None] | None = None,
 ) -> FeatureTable:
     """The feature vector of every record as the worker computes it, in arrival order."""
@@ -78,13 +79,13 @@ def build_features(
         )
         parts.append(
             FeatureTable(
-                x=np.asarray([v for _, _, v in accepted], dtype=np.float64).reshape(
+                x=np.asarray([v for _, _, v, _ in accepted], dtype=np.float64).reshape(
                     len(accepted), len(FEATURE_NAMES)
                 ),
-                offsets=np.asarray([r.offset for r, _, _ in accepted], dtype=np.int64),
-                event_time_ms=np.asarray([t.event_time_ms for _, t, _ in accepted], np.int64),
-                cards=np.asarray([t.card_id for _, t, _ in accepted], dtype=object),
-                transaction_ids=np.asarray([t.transaction_id for _, t, _ in accepted], object),
+                offsets=np.asarray([r.offset for r, _, _, _ in accepted], dtype=np.int64),
+                event_time_ms=np.asarray([t.event_time_ms for _, t, _, _ in accepted], np.int64),
+                cards=np.asarray([t.card_id for _, t, _, _ in accepted], dtype=object),
+                transaction_ids=np.asarray([t.transaction_id for _, t, _, _ in accepted], object),
                 rejected=len(rejected),
             )
         )

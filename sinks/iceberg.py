@@ -53,6 +53,7 @@ from pyiceberg.table.snapshots import Operation, Snapshot, ancestors_of
 from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import DayTransform, IdentityTransform
 from pyiceberg.types import (
+    BooleanType,
     DecimalType,
     DoubleType,
     IcebergType,
@@ -113,6 +114,7 @@ def audit_schema(feature_names: Sequence[str] = FEATURE_NAMES) -> Schema:
         col("policy_version", StringType(), "decision policy"),
         col("feature_schema_version", IntegerType(), "version of the feature definitions"),
         col("features", features, "the feature vector, by name (null: not computed)"),
+        col("late", BooleanType(), "older than its partition's watermark minus allowed lateness"),
         col("source_topic", StringType(), "input topic of the transaction"),
         col("source_partition", IntegerType(), "input partition"),
         col("source_offset", LongType(), "input offset"),
@@ -229,6 +231,7 @@ def _columns(
         "policy_version": [r.policy_version for r in records],
         "feature_schema_version": [r.feature_schema_version for r in records],
         "features": [r.features for r in records],
+        "late": [r.late for r in records],
         "source_topic": [r.source.topic for r in records],
         "source_partition": [r.source.partition for r in records],
         "source_offset": [r.source.offset for r in records],
@@ -281,6 +284,7 @@ def row_of(values: Mapping[str, Any]) -> AuditRow:
         policy_version=values["policy_version"],
         feature_schema_version=values["feature_schema_version"],
         features={k: v for k, v in values["features"].items() if v is not None},
+        late=values["late"],
         source=Source(values["source_topic"], values["source_partition"], values["source_offset"]),
     )
     committed = CommittedDecision(

@@ -3,11 +3,15 @@
 Topics: the input, decisions and labels topics get ``settings.partitions`` partitions; the
 card-state changelog must have exactly as many partitions as the input (partition p of the
 changelog holds the state of input partition p) and is compacted; the dead-letter topic keeps
-the original bytes (card numbers masked) with the reason and source in headers.
+the original bytes (card numbers masked) with the reason and source in headers; the late topic
+gets copies of late transactions (original key and bytes, source in headers), keyed by card
+like the input and with as many partitions, so that a consumer can re-read one card's late
+ones in order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -23,7 +27,7 @@ from sinks.errors import TopicError
 
 if TYPE_CHECKING:
     from app.settings import FraudscoreSettings
-    from models.pipeline import DeadLetter
+    from models.pipeline import DeadLetter, SourceRecord
 
 CHANGELOG_CONFIG = {
     "cleanup.policy": "compact",
@@ -34,6 +38,7 @@ CHANGELOG_CONFIG = {
 
 Headers = list[tuple[str, str | bytes | None]]
 PROCESSED_AT_HEADER = "fraudscore.processed_at_ms"  # on decisions: when the worker decided
+_DESCRIBE_ATTEMPTS = 50
 
 
 def client_options(settings: FraudscoreSettings) -> dict[str, Any]:
@@ -48,6 +53,7 @@ def _wanted_topics(settings: FraudscoreSettings) -> list[NewTopic]:
         NewTopic(settings.decisions_topic, n, 1),
         NewTopic(settings.dlq_topic, 1, 1),
         NewTopic(settings.labels_topic, n, 1),
+        NewTopic(settings.late_topic, n, 1),
         NewTopic(settings.changelog_topic, n, 1, topic_configs=CHANGELOG_CONFIG),
     ]
 
@@ -62,7 +68,9 @@ async def ensure_topics(settings: FraudscoreSettings) -> None:
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was faster
                 await admin.create_topics(missing)
-        counts = await _partition_counts(admin, [settings.input_topic, settings.changelog_topic])
+        counts = await _created_partition_counts(
+            admin, [settings.input_topic, settings.changelog_topic]
+        )
     finally:
         await admin.close()
     if counts[settings.input_topic] != counts[settings.changelog_topic]:
@@ -71,6 +79,19 @@ async def ensure_topics(settings: FraudscoreSettings) -> None:
             f"partitions but input {settings.input_topic!r} has {counts[settings.input_topic]}; "
             "they must match: recreate the changelog with the input's partition count"
         )
+
+
+async def _created_partition_counts(
+    admin: AIOKafkaAdminClient, topics: Sequence[str]
+) -> dict[str, int]:
+    """Partition counts of topics just created: the broker describes a new topic as having no
+    partitions until its metadata has propagated, so ask again for a few seconds."""
+    for _ in range(_DESCRIBE_ATTEMPTS - 1):
+        counts = await _partition_counts(admin, topics)
+        if all(counts.values()):
+            return counts
+        await asyncio.sleep(0.1)
+    return await _partition_counts(admin, topics)
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> dict[str, int]:
@@ -89,15 +110,22 @@ async def topic_partitions(settings: FraudscoreSettings, *topics: str) -> list[T
     return [TopicPartition(topic, p) for topic in topics for p in range(counts[topic])]
 
 
-def dead_letter_headers(letter: DeadLetter) -> Headers:
-    """Why and where from, as headers: the value stays the original bytes (PANs masked)."""
-    record, rejection = letter.record, letter.rejection
+def source_headers(record: SourceRecord) -> Headers:
+    """Where an input record came from: the headers of its copies (dead letters, late)."""
     return [
-        ("fraudscore.reason", rejection.reason.encode()),
-        ("fraudscore.detail", mask_pans(rejection.detail.encode())),
         ("fraudscore.source.topic", record.topic.encode()),
         ("fraudscore.source.partition", str(record.partition).encode()),
         ("fraudscore.source.offset", str(record.offset).encode()),
+    ]
+
+
+def dead_letter_headers(letter: DeadLetter) -> Headers:
+    """Why and where from, as headers: the value stays the original bytes (PANs masked)."""
+    rejection = letter.rejection
+    return [
+        ("fraudscore.reason", rejection.reason.encode()),
+        ("fraudscore.detail", mask_pans(rejection.detail.encode())),
+        *source_headers(letter.record),
     ]
 
 

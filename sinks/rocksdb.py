@@ -1,4 +1,4 @@
-"""Per-partition card state in RocksDB, behind an in-memory overlay of uncommitted writes.
+"""Per-partition state in RocksDB, behind an in-memory overlay of uncommitted writes.
 
 RocksDB holds only what a committed checkpoint contained: the worker reads through the overlay,
 writes only to the overlay, and the overlay reaches RocksDB in one ``WriteBatch`` together with
@@ -6,8 +6,21 @@ the checkpoint's meta record, *after* the Kafka transaction that carried the sam
 the changelog has committed. A crash therefore leaves RocksDB at a committed checkpoint (or
 behind it, never ahead), and the changelog brings it forward on restart.
 
-Layout: default column family ``card token (utf-8) -> encoded CardState``; column family
-``meta`` holds one key, ``checkpoint``, with :class:`CheckpointMeta`.
+Layout (version 2):
+
+- default column family: ``card token (utf-8) -> encoded CardState``, and under
+  :data:`features.stream.PARTITION_KEY` (no card can have it) the encoded
+  :class:`~features.stream.PartitionState`: the partition's stream time and counters take the
+  same overlay → changelog → RocksDB path as the cards, so they are checkpointed, restored
+  and replayed with them, and the checkpoint protocol does not change;
+- column family ``expiry``: the expiry index, ``hour (8 bytes, big-endian) + card token ->
+  b""`` for every card, ``hour`` being :func:`features.stream.expiry_hour` of its newest event
+  time. It is derived from the card values and maintained by :meth:`PartitionStore.write` in
+  the same ``WriteBatch``, so it is never out of step with them and is not changelogged: a
+  restore rebuilds it as it writes the cards;
+- column family ``meta``: one key, ``checkpoint``, with :class:`CheckpointMeta`.
+
+A database of another layout version is wiped when opened (restore rebuilds it).
 """
 
 from __future__ import annotations
@@ -20,11 +33,21 @@ from typing import cast
 import msgspec
 from rocksdict import Options, Rdict, WriteBatch
 
-from features.card import CardState, decode_state, encode_state
+from features.card import CardState, decode_state, encode_state, newest_of
+from features.stream import (
+    PARTITION_KEY,
+    PartitionState,
+    decode_partition_state,
+    encode_partition_state,
+    expiry_hour,
+)
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 _META_CF = "meta"
+_EXPIRY_CF = "expiry"
 _META_KEY = b"checkpoint"
+_PARTITION_KEY = PARTITION_KEY.encode()
+_HOUR_BYTES = 8
 
 
 class CheckpointMeta(msgspec.Struct, frozen=True):
@@ -45,18 +68,35 @@ def _options() -> Options:
     return options
 
 
+def _index_key(hour: int, card_key: bytes) -> bytes:
+    return hour.to_bytes(_HOUR_BYTES, "big") + card_key
+
+
+def _index_entry(key: object) -> tuple[int, str]:
+    raw = cast(bytes, key)  # raw mode
+    return int.from_bytes(raw[:_HOUR_BYTES], "big"), raw[_HOUR_BYTES:].decode()
+
+
 class PartitionStore:
-    """Card state of one input partition: RocksDB plus the overlay of the open checkpoint."""
+    """State of one input partition: RocksDB plus the overlay of the open checkpoint."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._overlay: dict[str, CardState | None] = {}
-        self._db, self._meta_cf = self._open()
+        self._partition: PartitionState | None = None  # the open checkpoint's, if touched
+        self._overlay_low_hour: int | None = None  # no overlay card is indexed below it
+        self._sweep_from = b""  # committed index keys below it are deleted or overlaid
+        self._open()
+        meta = self.meta
+        if meta is not None and meta.layout != LAYOUT_VERSION:
+            self.wipe()
 
-    def _open(self) -> tuple[Rdict, Rdict]:
+    def _open(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        db = Rdict(str(self.path), options=_options(), column_families={_META_CF: _options()})
-        return db, db.get_column_family(_META_CF)
+        families = {_META_CF: _options(), _EXPIRY_CF: _options()}
+        self._db = Rdict(str(self.path), options=_options(), column_families=families)
+        self._meta_cf = self._db.get_column_family(_META_CF)
+        self._expiry_cf = self._db.get_column_family(_EXPIRY_CF)
 
     # --- the CardStore protocol used by the pipeline ----------------------------------------
     def get(self, card_id: str) -> CardState | None:
@@ -67,40 +107,114 @@ class PartitionStore:
 
     def put(self, card_id: str, state: CardState) -> None:
         self._overlay[card_id] = state
+        hour = expiry_hour(state.newest_ms)
+        if self._overlay_low_hour is None or hour < self._overlay_low_hour:
+            self._overlay_low_hour = hour
 
     def delete(self, card_id: str) -> None:
         self._overlay[card_id] = None
+
+    def expire(self, before_hour: int, limit: int) -> list[str]:
+        """Delete (in the overlay) the first ``limit`` cards below ``before_hour`` in
+        (expiry hour, card id) order: committed ones from the index unless the overlay has
+        them, and the overlay's own."""
+        found = self._committed_expired(before_hour, limit)
+        low = self._overlay_low_hour
+        if low is not None and low < before_hour:
+            found += [
+                (hour, card_id, False)
+                for card_id, state in self._overlay.items()
+                if state is not None and (hour := expiry_hour(state.newest_ms)) < before_hour
+            ]
+            found.sort()
+        chosen = found[:limit]
+        for _, card_id, _ in chosen:
+            self._overlay[card_id] = None
+        committed = [(hour, card_id) for hour, card_id, in_index in chosen if in_index]
+        if committed:  # every committed entry up to the last one chosen is overlaid now
+            hour, card_id = committed[-1]
+            self._sweep_from = _index_key(hour, card_id.encode()) + b"\x00"
+        return [card_id for _, card_id, _ in chosen]
+
+    def _committed_expired(self, before_hour: int, limit: int) -> list[tuple[int, str, bool]]:
+        """The first ``limit`` index entries below ``before_hour`` that the overlay does not
+        have, as (hour, card id, True)."""
+        found: list[tuple[int, str, bool]] = []
+        overlay = self._overlay
+        for key in self._expiry_cf.keys(from_key=self._sweep_from):
+            hour, card_id = _index_entry(key)
+            if hour >= before_hour:
+                break
+            if card_id not in overlay:
+                found.append((hour, card_id, True))
+                if len(found) == limit:
+                    break
+        return found
+
+    def partition_state(self) -> PartitionState | None:
+        if self._partition is not None:
+            return self._partition
+        raw = self._db.get(_PARTITION_KEY)
+        return None if raw is None else decode_partition_state(raw)
+
+    def put_partition_state(self, state: PartitionState) -> None:
+        self._partition = state
 
     # --- checkpoints -----------------------------------------------------------------------
     def dirty(self) -> Iterator[tuple[bytes, bytes | None]]:
         """The open checkpoint's changes as changelog records (``None`` is a tombstone)."""
         for card_id, state in self._overlay.items():
             yield card_id.encode(), None if state is None else encode_state(state)
+        if self._partition is not None:
+            yield _PARTITION_KEY, encode_partition_state(self._partition)
 
     def write(
         self, changes: Iterable[tuple[bytes, bytes | None]], meta: CheckpointMeta | None
     ) -> None:
-        """Write committed changes (and the meta record) in one atomic batch.
+        """Write committed changes (and the meta record) in one atomic batch, the expiry
+        index with them.
 
         Called after a checkpoint's transaction committed, and by restore with changelog
-        records (which are absolute values, so re-applying them is harmless). Clears the
-        overlay: whatever it held is now in RocksDB.
+        records (which are absolute values, so re-applying them is harmless; of a key written
+        twice the last value counts). Clears the overlay: whatever it held is now in RocksDB.
         """
+        latest = dict(changes)  # a key written twice: its last value
         batch = WriteBatch(raw_mode=True)
-        for key, value in changes:
+        for key, value in latest.items():
             if value is None:
                 batch.delete(key)
             else:
                 batch.put(key, value)
+        cards = [(key, value) for key, value in latest.items() if key != _PARTITION_KEY]
+        if cards:
+            self._index(batch, cards)
         if meta is not None:
             meta_cf = self._db.get_column_family_handle(_META_CF)
             batch.put(_META_KEY, msgspec.msgpack.encode(meta), meta_cf)
         self._db.write(batch)
-        self._overlay.clear()
+        self.discard()
+
+    def _index(self, batch: WriteBatch, cards: list[tuple[bytes, bytes | None]]) -> None:
+        """Move each changed card's index entry from its committed hour to its new one."""
+        index_cf = self._db.get_column_family_handle(_EXPIRY_CF)
+        committed = cast(list[bytes | None], self._db.get([key for key, _ in cards]))
+        for (key, value), old in zip(cards, committed, strict=True):
+            old_hour = None if old is None else expiry_hour(newest_of(old))
+            new_hour = None if value is None else expiry_hour(newest_of(value))
+            if old_hour == new_hour:
+                continue
+            if old_hour is not None:
+                batch.delete(_index_key(old_hour, key), index_cf)
+            if new_hour is not None:
+                batch.put(_index_key(new_hour, key), b"", index_cf)
 
     def discard(self) -> None:
-        """Drop uncommitted writes: the checkpoint they belonged to was aborted."""
+        """Drop uncommitted writes: the checkpoint they belonged to was aborted (or they are
+        in RocksDB now)."""
         self._overlay.clear()
+        self._partition = None
+        self._overlay_low_hour = None
+        self._sweep_from = b""
 
     @property
     def meta(self) -> CheckpointMeta | None:
@@ -111,15 +225,30 @@ class PartitionStore:
     def items(self) -> Iterator[tuple[str, CardState]]:
         """Every committed card state (for tests, savepoints and inspection)."""
         for key, value in self._db.items():
-            yield cast(bytes, key).decode(), decode_state(cast(bytes, value))  # raw mode
+            if key != _PARTITION_KEY:
+                yield cast(bytes, key).decode(), decode_state(cast(bytes, value))  # raw mode
+
+    def expiry_index(self) -> Iterator[tuple[int, str]]:
+        """The committed expiry index as (hour, card id), in its order (for tests)."""
+        return map(_index_entry, self._expiry_cf.keys())
+
+    def table_bytes(self, *, compact: bool = False) -> int:
+        """Bytes of the live table files (all column families) after flushing the memtables,
+        and a full compaction first if asked: what the state occupies on disk (benchmarks)."""
+        self._db.flush()
+        if compact:
+            for family in (self._db, self._expiry_cf, self._meta_cf):
+                family.compact_range(None, None)
+        return sum(int(file["size"]) for file in self._db.live_files())
 
     def wipe(self) -> None:
         """Delete the local database and start empty (it will be rebuilt from the changelog)."""
         self.close()
         shutil.rmtree(self.path, ignore_errors=True)
-        self._overlay.clear()
-        self._db, self._meta_cf = self._open()
+        self.discard()
+        self._open()
 
     def close(self) -> None:
         self._meta_cf.close()
+        self._expiry_cf.close()
         self._db.close()

@@ -35,7 +35,8 @@ from app.audit import open_audit_table
 from app.bench._common import format_load, machine_info, percentile
 from app.settings import FraudscoreSettings
 from app.worker import build_pipeline
-from models.pipeline import DecisionRecord, MemoryCardStore, SourceRecord
+from features.stream import MemoryCardStore
+from models.pipeline import DecisionRecord, SourceRecord
 from models.synthetic import encode_record, generate
 from sinks.iceberg import AuditTable, CommittedDecision
 

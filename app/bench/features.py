@@ -1,14 +1,19 @@
 """CPU cost per event of the card features: :func:`features.card.observe`.
 
-Run: ``.venv/bin/python -m app.bench.features [--events 200000] [--cards 20000] [--repeats 5]``
+Run: ``.venv/bin/python -m app.bench.features [--events 200000] [--cards 20000] [--repeats 5]
+[--events-per-second 200] [--stream]``
 
-The traffic is :func:`models.synthetic.generate` (seeded): wire records are decoded once,
-before timing, so only the feature update is timed: for every transaction, in arrival order,
-the card's state is looked up in a dict, ``observe`` runs, the new state is stored; each run
-starts from empty state. Reported: best and median microseconds per event of process CPU
-time (``time.process_time``: other processes on the machine do not count), and the wall time
-of the best run. To compare with an earlier feature schema, run this command on that
-commit in the same session (docs/BENCHMARKS.md records such pairs).
+The traffic is :func:`models.synthetic.generate` (seeded; 200 events per second of event time
+by default, so 200,000 events span 17 minutes; a lower rate spreads them over days and gives
+the cards longer histories): wire records are decoded once, before timing, so only the
+feature update is timed: for every transaction, in arrival order, the card's state is looked
+up in a dict, ``observe`` runs, the new state is stored; each run starts from empty state.
+``--stream`` also times the whole per-transaction step (:func:`features.stream.process`:
+watermark, duplicate check, expiry, the card update) with the in-memory store. Reported:
+best and median microseconds per event of process CPU time (``time.process_time``: other
+processes on the machine do not count), and the wall time of the best run. To compare with
+an earlier commit, run its own copy of this command alternately with this one in the same
+session (docs/BENCHMARKS.md records such pairs).
 """
 
 from __future__ import annotations
@@ -20,20 +25,22 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from features import card
+from features import card, stream
 from features.transaction import Transaction
 from features.validation import Rejection, decode_transaction
 from models.synthetic import encode_record, generate
 
-Observe = Callable[[Any, Transaction], tuple[Any, tuple[float, ...]]]
+Replay = Callable[[Sequence[Transaction]], object]
 _MAX_BYTES = 8192
 
 
-def transactions(events: int, cards: int, seed: int) -> list[Transaction]:
+def transactions(
+    events: int, cards: int, seed: int, events_per_second: float = 200.0
+) -> list[Transaction]:
+    """Generated transactions, decoded as the worker decodes them."""
     out: list[Transaction] = []
-    for item in generate(events, cards=cards, seed=seed):
+    for item in generate(events, cards=cards, seed=seed, events_per_second=events_per_second):
         txn = decode_transaction(encode_record(item.record), max_bytes=_MAX_BYTES)
         if isinstance(txn, Rejection):
             raise SystemExit(f"synthetic record rejected: {txn.reason}: {txn.detail}")
@@ -41,14 +48,26 @@ def transactions(events: int, cards: int, seed: int) -> list[Transaction]:
     return out
 
 
-def run_once(observe: Observe, txns: Sequence[Transaction]) -> tuple[float, float]:
+def card_updates(txns: Sequence[Transaction]) -> None:
+    """The card feature update alone: ``observe`` with a dict as the state store."""
+    states: dict[str, card.CardState] = {}
+    for txn in txns:
+        state, _ = card.observe(states.get(txn.card_id), txn)
+        states[txn.card_id] = state
+
+
+def stream_steps(txns: Sequence[Transaction]) -> None:
+    """The whole per-transaction step: watermark, duplicates, expiry and the card update."""
+    store = stream.MemoryCardStore()
+    for txn in txns:
+        stream.process(store, txn)
+
+
+def run_once(replay: Replay, txns: Sequence[Transaction]) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of one pass over ``txns`` from empty state."""
-    states: dict[str, Any] = {}
     gc.collect()
     cpu, wall = time.process_time(), time.perf_counter()
-    for txn in txns:
-        state, _ = observe(states.get(txn.card_id), txn)
-        states[txn.card_id] = state
+    replay(txns)
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
@@ -58,17 +77,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cards", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--events-per-second", type=float, default=200.0, help="of event time")
+    parser.add_argument("--stream", action="store_true", help="also time the whole stream step")
     args = parser.parse_args(argv)
-    txns = transactions(args.events, args.cards, args.seed)
-    variants: dict[str, Observe] = {
-        f"v{card.FEATURE_SCHEMA_VERSION} ({len(card.FEATURE_NAMES)} features)": card.observe,
+    txns = transactions(args.events, args.cards, args.seed, args.events_per_second)
+    variants: dict[str, Replay] = {
+        f"v{card.FEATURE_SCHEMA_VERSION} ({len(card.FEATURE_NAMES)} features)": card_updates,
     }
+    if args.stream:
+        variants["stream step"] = stream_steps
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for _ in range(args.repeats):
-        for name, observe in variants.items():
-            runs[name].append(run_once(observe, txns))
+        for name, replay in variants.items():
+            runs[name].append(run_once(replay, txns))
+    hours = (max(t.event_time_ms for t in txns) - min(t.event_time_ms for t in txns)) / 3.6e6
     print(f"python {sys.version.split()[0]} on {platform.platform()}, {platform.processor()}")
-    print(f"{len(txns)} events, {args.cards} cards, seed {args.seed}, {args.repeats} repeats")
+    print(
+        f"{len(txns)} events, {args.cards} cards over {hours:.1f} hours of event time, "
+        f"seed {args.seed}, {args.repeats} repeats"
+    )
     for name, results in runs.items():
         per_event = sorted(cpu / len(txns) * 1e6 for cpu, _ in results)
         best_wall = min(wall for _, wall in results) / len(txns) * 1e6

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner
 
 from app.cli import app as cli
@@ -28,8 +27,8 @@ from app.loadgen import Outgoing, outgoing
 from app.process import WorkerProcess, settings_env
 from app.savepoint import create_savepoint, import_savepoint, load_manifest, read_partition
 from app.settings import FraudscoreSettings
-from sinks.kafka import client_options, ensure_topics
-from tests.support.kafka import Record, read_partitions, read_topic
+from sinks.kafka import ensure_topics
+from tests.support.kafka import Record, read_partitions, read_topic, send_input
 from tests.support.reference import reference_of
 from tests.support.settings import isolated_settings
 
@@ -50,6 +49,7 @@ def new(old: FraudscoreSettings, unique: str, tmp_path: Path) -> FraudscoreSetti
         update={
             "decisions_topic": f"decisions-{unique}-new",
             "dlq_topic": f"tx-{unique}-new.dlq",
+            "late_topic": f"tx-{unique}-new.late",
             "changelog_topic": f"state-{unique}-new.changelog",
             "group_id": f"fraudscore-{unique}-new",
             "var_dir": tmp_path / "var-new",
@@ -58,14 +58,7 @@ def new(old: FraudscoreSettings, unique: str, tmp_path: Path) -> FraudscoreSetti
 
 
 async def _send(settings: FraudscoreSettings, records: list[Outgoing]) -> None:
-    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        for record in records:
-            await producer.send(settings.input_topic, record.value, key=record.key)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await send_input(settings, [(record.key, record.value) for record in records])
 
 
 def _fraudscore(settings: FraudscoreSettings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -145,8 +138,11 @@ async def test_a_savepoint_carries_state_and_offsets_to_a_new_deployment(
     assert set(at_savepoint.decisions) == set(_ids(first))
     assert manifest.cards == sum(len(states) for states in at_savepoint.states.values())
     for snapshot in manifest.partitions:
-        saved = dict(read_partition(savepoint, snapshot))
-        assert saved == at_savepoint.states[snapshot.partition], f"p{snapshot.partition}"
+        saved = read_partition(savepoint, snapshot)
+        assert dict(saved.cards) == at_savepoint.states[snapshot.partition], (
+            f"p{snapshot.partition}"
+        )
+        assert saved.partition_state == at_savepoint.partitions[snapshot.partition]
     await _assert_refusals(old, new, savepoint)
 
 

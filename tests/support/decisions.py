@@ -16,8 +16,9 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 
 from app.settings import FraudscoreSettings
+from features.stream import MemoryCardStore
 from models.default import train_default_model
-from models.pipeline import DecisionRecord, MemoryCardStore, Pipeline, SourceRecord, encode_decision
+from models.pipeline import DecisionRecord, Pipeline, SourceRecord, encode_decision
 from models.policy import Policy
 from models.synthetic import encode_record, generate
 from sinks.kafka import PROCESSED_AT_HEADER, client_options, ensure_topics

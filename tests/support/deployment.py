@@ -21,6 +21,7 @@ from app.process import WorkerProcess
 from app.restore import restore_partition
 from app.settings import FraudscoreSettings
 from features.card import CardState
+from features.stream import PartitionState
 from sinks.kafka import client_options, topic_partitions
 from sinks.rocksdb import PartitionStore
 from tests.support.kafka import read_topic
@@ -127,20 +128,11 @@ async def assert_exactly_once(dep: Deployment, ref: Reference) -> None:
     ]
     assert not differ, f"{len(differ)} decisions differ from the crash-free run: {differ[0]!r}"
     assert kcat_transaction_ids(settings) == ids, "kcat disagrees with our consumer"
-    dead = await read_topic(settings, settings.dlq_topic, expect=len(ref.dead_letters))
-    sources = Counter(
-        (
-            int(dict(r.headers)["fraudscore.source.partition"]),
-            int(dict(r.headers)["fraudscore.source.offset"]),
-        )
-        for r in dead
-    )
-    expected_sources = Counter(ref.dead_letters)
-    assert sources == expected_sources, (
-        f"dead letters lost {sorted(expected_sources - sources)[:5]} "
-        f"or duplicated {sorted(sources - expected_sources)[:5]} "
-        f"({sum(sources.values())} read, {len(expected_sources)} expected)"
-    )
+    for topic, expected in (
+        (settings.dlq_topic, ref.dead_letters),
+        (settings.late_topic, ref.late),
+    ):
+        await _assert_copies_once(settings, topic, expected)
     assert await dep.committed_offsets() == ref.input_ends
     for topic in (settings.decisions_topic, settings.changelog_topic):
         committed = await _end_offsets(settings, topic, "read_committed")
@@ -150,28 +142,54 @@ async def assert_exactly_once(dep: Deployment, ref: Reference) -> None:
     await _assert_state(settings, ref, dep.log_dir / "fresh-restore")
 
 
+async def _assert_copies_once(
+    settings: FraudscoreSettings, topic: str, expected: list[tuple[int, int]]
+) -> None:
+    """Dead letters or late copies: each expected source (partition, offset) exactly once."""
+    copies = await read_topic(settings, topic, expect=len(expected))
+    sources = Counter(
+        (
+            int(dict(r.headers)["fraudscore.source.partition"]),
+            int(dict(r.headers)["fraudscore.source.offset"]),
+        )
+        for r in copies
+    )
+    want = Counter(expected)
+    assert sources == want, (
+        f"{topic} lost {sorted(want - sources)[:5]} or duplicated {sorted(sources - want)[:5]} "
+        f"({sum(sources.values())} read, {len(want)} expected)"
+    )
+
+
 async def _assert_state(settings: FraudscoreSettings, ref: Reference, scratch: Path) -> None:
-    """The last owner's RocksDB, and a fresh restore from the changelog, equal the reference."""
+    """The last owner's RocksDB, and a fresh restore from the changelog, equal the reference:
+    card states and the partition's own state (watermark, counters)."""
     for partition, expected in ref.states.items():
-        assert _last_owner_states(settings, partition) == expected, f"p{partition}: local state"
+        local = _last_owner_states(settings, partition)
+        assert local == (expected, ref.partitions[partition]), f"p{partition}: local state"
         fresh = PartitionStore(scratch / str(partition))
         try:
             restore_partition(settings, fresh, partition, ref.input_ends[partition])
-            assert dict(fresh.items()) == expected, f"p{partition}: changelog differs"
+            restored = (dict(fresh.items()), fresh.partition_state())
+            assert restored == local, f"p{partition}: changelog differs"
         finally:
             fresh.close()
 
 
-def _last_owner_states(settings: FraudscoreSettings, partition: int) -> dict[str, CardState]:
-    """The local state of the worker that committed ``partition``'s last checkpoint."""
+_Local = tuple[dict[str, CardState], PartitionState | None]
+
+
+def _last_owner_states(settings: FraudscoreSettings, partition: int) -> _Local:
+    """The local state (cards, partition) of the worker that committed ``partition``'s last
+    checkpoint."""
     pattern = f"*/state/{settings.input_topic}-{partition}"
-    best: tuple[int, dict[str, CardState]] = (-1, {})
+    best: tuple[int, _Local] = (-1, ({}, None))
     for path in sorted(settings.var_dir.glob(pattern)):
         store = PartitionStore(path)
         try:
             offset = store.meta.changelog_next_offset if store.meta else -1
             if offset > best[0]:
-                best = (offset, dict(store.items()))
+                best = (offset, (dict(store.items()), store.partition_state()))
         finally:
             store.close()
     return best[1]

@@ -1,16 +1,30 @@
-"""Reading topics back for assertions, as a ``read_committed`` consumer by default."""
+"""Writing a test's input, and reading topics back for assertions (``read_committed`` by
+default)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import TypeAlias
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from app.settings import FraudscoreSettings
 from sinks.kafka import client_options, topic_partitions
 
 Record: TypeAlias = ConsumerRecord  # aiokafka is untyped: ConsumerRecord[bytes, bytes]
+
+
+async def send_input(settings: FraudscoreSettings, records: Iterable[tuple[bytes, bytes]]) -> None:
+    """Produce ``(key, value)`` records to the input topic, in order, acknowledged."""
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send(settings.input_topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
 
 
 async def _reader(settings: FraudscoreSettings, topic: str, isolation: str) -> AIOKafkaConsumer:

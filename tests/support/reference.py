@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from app.settings import FraudscoreSettings
 from app.worker import build_pipeline
 from features.card import CardState
-from models.pipeline import MemoryCardStore, SourceRecord, encode_decision
+from features.stream import MemoryCardStore, PartitionState
+from models.pipeline import SourceRecord, encode_decision
 from tests.support.kafka import Record, read_partitions
 
 
@@ -21,7 +22,9 @@ from tests.support.kafka import Record, read_partitions
 class Reference:
     decisions: dict[str, bytes] = field(default_factory=dict)  # transaction_id → decision
     dead_letters: list[tuple[int, int]] = field(default_factory=list)  # (partition, offset)
+    late: list[tuple[int, int]] = field(default_factory=list)  # copied to the late topic
     states: dict[int, dict[str, CardState]] = field(default_factory=dict)  # partition → cards
+    partitions: dict[int, PartitionState | None] = field(default_factory=dict)  # its own state
     input_ends: dict[int, int] = field(default_factory=dict)  # partition → next input offset
 
 
@@ -36,7 +39,9 @@ def reference_of(settings: FraudscoreSettings, logs: dict[int, list[Record]]) ->
         for _, decision in result.decisions:
             ref.decisions[decision.transaction_id] = encode_decision(decision)
         ref.dead_letters.extend((d.record.partition, d.record.offset) for d in result.dead_letters)
+        ref.late.extend((record.partition, record.offset) for record in result.late)
         ref.states[partition] = store.states
+        ref.partitions[partition] = store.partition
         if records:
             ref.input_ends[partition] = records[-1].offset + 1
     return ref

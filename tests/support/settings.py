@@ -17,6 +17,7 @@ def isolated_settings(
         input_topic=f"tx-{unique}",
         decisions_topic=f"decisions-{unique}",
         dlq_topic=f"tx-{unique}.dlq",
+        late_topic=f"tx-{unique}.late",
         changelog_topic=f"state-{unique}.changelog",
         group_id=f"fraudscore-{unique}",
         audit_group_id=f"fraudscore-audit-{unique}",

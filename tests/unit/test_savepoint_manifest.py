@@ -27,6 +27,12 @@ from app.savepoint import (
 from app.settings import FraudscoreSettings
 from features.card import STATE_VERSION, CardState, encode_state
 from features.state_migration import migrate, register, unregister
+from features.stream import (
+    PARTITION_KEY,
+    PARTITION_STATE_VERSION,
+    PartitionState,
+    encode_partition_state,
+)
 
 T0 = 1_767_225_600_000
 
@@ -57,7 +63,7 @@ def _write(
             PartitionSnapshot(
                 partition=partition,
                 committed_offset=len(states) * 3 if states else None,
-                cards=len(states),
+                cards=len(states.keys() - {PARTITION_KEY.encode()}),
                 file=data_file_name(partition),
                 sha256=sha256_hex(data),
                 changelog_end_offset=len(states) + 1,
@@ -98,8 +104,19 @@ def test_a_savepoint_round_trips(tmp_path: Path) -> None:
     assert (manifest.format, manifest.format_version) == ("fraudscore-savepoint", 1)
     assert manifest.cards == 2
     states = read_partition(tmp_path, manifest.partitions[0])
-    assert states == sorted((k.decode(), s) for k, s in STATES[0].items())  # sorted by card id
-    assert read_partition(tmp_path, manifest.partitions[1]) == []
+    assert states.cards == sorted((k.decode(), s) for k, s in STATES[0].items())  # by card id
+    assert states.partition_state is None  # as in savepoints of builds before it existed
+    assert read_partition(tmp_path, manifest.partitions[1]) == ([], None)
+
+
+def test_the_partition_state_travels_in_the_data_file_and_is_not_a_card(tmp_path: Path) -> None:
+    stream = PartitionState(PARTITION_STATE_VERSION, T0 + 7, 490_000, 3, 2)
+    raw = _encoded(STATES)
+    raw[1][PARTITION_KEY.encode()] = encode_partition_state(stream)
+    manifest = _write(tmp_path, raw)
+    assert manifest.partitions[1].cards == 0
+    saved = verify_savepoint(tmp_path)
+    assert read_partition(tmp_path, saved.partitions[1]) == ([], stream)
 
 
 def test_the_manifest_is_readable_json(tmp_path: Path) -> None:
@@ -200,7 +217,9 @@ def test_a_version_1_savepoint_is_migrated_on_read(tmp_path: Path) -> None:
     v1 = {0: {b"tok_a": _v1(T0, [[T0, 1_000_000, "m_1"]])}, 1: {}}
     manifest = _write(tmp_path, v1, state_version=1)
     assert verify_savepoint(tmp_path) == manifest
-    assert read_partition(tmp_path, manifest.partitions[0]) == [("tok_a", STATES[0][b"tok_a"])]
+    assert read_partition(tmp_path, manifest.partitions[0]).cards == [
+        ("tok_a", STATES[0][b"tok_a"])
+    ]
 
 
 def test_an_older_savepoint_is_migrated_on_read(tmp_path: Path) -> None:
@@ -212,7 +231,9 @@ def test_an_older_savepoint_is_migrated_on_read(tmp_path: Path) -> None:
     register(0, lambda old: [1, old[1], [[t, a * 100, m] for t, a, m in old[2]]])
     try:
         manifest = verify_savepoint(tmp_path)
-        assert read_partition(tmp_path, manifest.partitions[0]) == [("tok_a", STATES[0][b"tok_a"])]
+        assert read_partition(tmp_path, manifest.partitions[0]).cards == [
+            ("tok_a", STATES[0][b"tok_a"])
+        ]
     finally:
         unregister(0)
 

@@ -1,18 +1,16 @@
 """Card features against a brute-force oracle over random, out-of-order, multi-card streams.
 
-The oracle recomputes every feature from the list of transactions that have arrived for the
-card (the current one last). Exact windows must match exactly. Bucketed windows (7 d, 30 d)
-must equal the oracle over ``(ceil_1h(t - W), t]`` exactly, which is the documented bound: they
-lie between the exact values over ``(t - W + 1 h, t]`` and ``(t - W, t]``, and no further.
+The oracle (``tests/support/oracle.py``) recomputes every feature from the list of
+transactions that have arrived for the card. Exact windows must match exactly. Bucketed
+windows (7 d, 30 d) must equal the oracle over ``(ceil_1h(t - W), t]`` exactly, which is the
+documented bound: they lie between the exact values over ``(t - W + 1 h, t]`` and
+``(t - W, t]``, and no further. Streams within ``max_out_of_orderness`` test the definitions
+proper; streams with later arrivals test what the state still covers for them.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-from decimal import Decimal
-from fractions import Fraction
-
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,23 +21,31 @@ from features.card import (
     CardState,
     FeatureParams,
     decode_state,
+    delivered_before,
     encode_state,
     observe,
 )
-from features.geo import haversine_km
 from features.transaction import Transaction
+from tests.support.oracle import (
+    BUCKETED,
+    DAY,
+    HOUR,
+    MIN,
+    PLACES,
+    T0,
+    Arrival,
+    Step,
+    card_features,
+    check,
+    stream_of,
+    totals,
+    txn_of,
+)
+from tests.support.streams import step
 
-T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a Thursday, an hour boundary
 OOO = DEFAULT_PARAMS.max_out_of_orderness_ms
-MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
-EXACT = {"60s": MIN, "10m": 10 * MIN, "1h": HOUR, "24h": DAY}
-BUCKETED = {"7d": 7 * DAY, "30d": 30 * DAY}
-HALF_LIFE = DEFAULT_PARAMS.half_life_ms
-PLACES = ((48.8566, 2.3522), (51.5074, -0.1278), (40.7128, -74.0060), (48.86, 2.35))
 EDGES = [0, 1, MIN - 1, MIN, MIN + 1, 10 * MIN, HOUR - 1, HOUR, HOUR + 1, DAY - 1, DAY]
 LONG_EDGES = [7 * DAY - 1, 7 * DAY, 7 * DAY + HOUR // 2, 30 * DAY - 1, 30 * DAY, 30 * DAY + 1]
-
-Step = tuple[int, int, int, int, int, int, int | None, int | None, int]
 
 _steps = st.lists(
     st.tuples(
@@ -82,146 +88,6 @@ _edge_steps = st.lists(
 )
 
 
-def _txn(i: int, t: int, step: Step) -> Transaction:
-    _, _, card, amount, merchant, scale, device, place, offset = step
-    lat, lon = (None, None) if place is None else PLACES[place]
-    return Transaction(
-        transaction_id=f"t{i}",
-        card_id=f"card{card}",
-        amount_minor=amount,
-        amount_scale=scale,
-        currency={0: "JPY", 2: "USD", 3: "KWD"}[scale],
-        merchant_id=f"m{merchant}",
-        merchant_category=f"54{merchant % 3:02d}",
-        event_time_ms=t,
-        device_id=None if device is None else f"d{device}",
-        lat=lat,
-        lon=lon,
-        utc_offset_min=offset,
-    )
-
-
-def _stream(steps: list[Step]) -> list[Transaction]:
-    base, out = T0, []
-    for i, step in enumerate(steps):
-        base += step[0]
-        out.append(_txn(i, base - step[1], step))
-    return out
-
-
-def _amount(txn: Transaction) -> Decimal:
-    return Decimal(txn.amount_minor).scaleb(-txn.amount_scale)
-
-
-def _totals(arrived: list[Transaction], lo: int, t: int) -> tuple[float, float, float]:
-    inside = [e for e in arrived if lo < e.event_time_ms <= t]
-    total = sum((_amount(e) for e in inside), Decimal(0))
-    average = float(Fraction(total) / len(inside)) if inside else 0.0
-    return float(len(inside)), float(total), average
-
-
-def _ceil_hour(ms: int) -> int:
-    return -(-ms // HOUR) * HOUR
-
-
-def _previous(earlier: list[Transaction], t: int, located: bool) -> Transaction | None:
-    """The latest earlier arrival at or before t (ties: the latest to arrive)."""
-    best = None
-    for e in earlier:
-        usable = e.event_time_ms <= t and (not located or e.lat is not None)
-        if usable and (best is None or e.event_time_ms >= best.event_time_ms):
-            best = e
-    return best
-
-
-def _zscore(earlier: list[Transaction], x: float) -> float:
-    weight = mean = m2 = 0.0
-    last = None
-    for e in earlier:  # arrival order
-        if last is None or e.event_time_ms > last:
-            if last is not None:
-                decay = math.pow(2.0, -(e.event_time_ms - last) / HALF_LIFE)
-                weight, m2 = weight * decay, m2 * decay
-            last = e.event_time_ms
-        y = e.amount_minor / 10.0**e.amount_scale
-        weight += 1.0
-        new_mean = mean + (y - mean) / weight
-        m2 += (y - mean) * (y - new_mean)
-        mean = new_mean
-    return 0.0 if weight == 0.0 else (x - mean) / math.sqrt(m2 / weight + 1.0)
-
-
-def _oracle(arrived: list[Transaction]) -> dict[str, float]:
-    txn, earlier = arrived[-1], arrived[:-1]
-    t = txn.event_time_ms
-    out = {"amount": float(_amount(txn))}
-    windows = {w: (t - span) for w, span in EXACT.items()}
-    windows |= {w: _ceil_hour(t - span) for w, span in BUCKETED.items()}
-    for w, lo in windows.items():
-        out[f"txn_count_{w}"], out[f"amount_sum_{w}"], out[f"amount_avg_{w}"] = _totals(
-            arrived, lo, t
-        )
-    for name, span, attr in (
-        ("distinct_merchants_10m", 10 * MIN, "merchant_id"),
-        ("distinct_merchants_24h", DAY, "merchant_id"),
-        ("distinct_mccs_24h", DAY, "merchant_category"),
-    ):
-        out[name] = float(
-            len({getattr(e, attr) for e in arrived if t - span < e.event_time_ms <= t})
-        )
-    previous = _previous(earlier, t, located=False)
-    out["seconds_since_prev"] = (
-        NO_PREVIOUS_S if previous is None else min((t - previous.event_time_ms) / 1000, 2_592_000)
-    )
-    inside = [e for e in arrived if windows["30d"] < e.event_time_ms <= t]
-    total = sum((_amount(e) for e in inside), Decimal(0))
-    out["amount_ratio_30d"] = float(_amount(txn) * len(inside) / total) if total else 0.0
-    out["amount_zscore"] = _zscore(earlier, txn.amount)
-    for name, attr in (
-        ("new_device", "device_id"),
-        ("new_merchant", "merchant_id"),
-        ("new_mcc", "merchant_category"),
-    ):
-        value = getattr(txn, attr)
-        seen = any(getattr(e, attr) == value and e.event_time_ms > t - 30 * DAY for e in earlier)
-        out[name] = float(value is not None and not seen)
-    out["speed_kmh"] = _oracle_speed(earlier, txn)
-    local = dt.datetime.fromtimestamp(
-        t / 1000, dt.timezone(dt.timedelta(minutes=txn.utc_offset_min))
-    )
-    out |= {
-        "local_hour": float(local.hour),
-        "local_weekend": float(local.weekday() >= 5),
-        "local_night": float(local.hour < 6),
-    }
-    return out
-
-
-def _oracle_speed(earlier: list[Transaction], txn: Transaction) -> float:
-    previous = _previous(earlier, txn.event_time_ms, located=True)
-    if previous is None or txn.lat is None or txn.lon is None:
-        return 0.0
-    elapsed_h = (txn.event_time_ms - previous.event_time_ms) / HOUR
-    if elapsed_h == 0:
-        return 0.0
-    assert previous.lat is not None
-    assert previous.lon is not None
-    return haversine_km(previous.lat, previous.lon, txn.lat, txn.lon) / elapsed_h
-
-
-_APPROXIMATE = {"amount_zscore", "speed_kmh"}  # float math in another order: 1e-9 relative
-
-
-def _check(vector: tuple[float, ...], expected: dict[str, float], where: str) -> None:
-    got = dict(zip(FEATURE_NAMES, vector, strict=True))
-    assert set(got) == set(expected)
-    for name, value in expected.items():
-        if name in _APPROXIMATE:
-            assert math.isclose(got[name], value, rel_tol=1e-9, abs_tol=1e-9), (where, name)
-        else:
-            assert got[name] == value, (where, name, got[name], value)
-
-
 def _run(
     stream: list[Transaction], params: FeatureParams = DEFAULT_PARAMS
 ) -> list[tuple[float, ...]]:
@@ -234,25 +100,37 @@ def _run(
     return vectors
 
 
+def _check_against_oracle(stream: list[Transaction]) -> None:
+    arrivals: dict[str, list[Arrival]] = {}
+    for i, (txn, vector) in enumerate(zip(stream, _run(stream), strict=True)):
+        prior = arrivals.setdefault(txn.card_id, [])
+        expected, arrival = card_features(prior, txn, DEFAULT_PARAMS)
+        check(vector, expected, f"event {i}")
+        prior.append(arrival)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(_steps, _edge_steps))
 def test_features_equal_oracle_on_out_of_order_streams(steps: list[Step]) -> None:
-    stream = _stream(steps)
-    for i, (txn, vector) in enumerate(zip(stream, _run(stream), strict=True)):
-        arrived = [e for e in stream[: i + 1] if e.card_id == txn.card_id]
-        _check(vector, _oracle(arrived), f"event {i}")
+    _check_against_oracle(stream_of(steps))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(step, min_size=1, max_size=50))  # arrivals far later than the bound, too
+def test_late_arrivals_use_and_change_only_what_the_state_covers(steps: list[Step]) -> None:
+    _check_against_oracle(stream_of(steps))
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.one_of(_steps, _edge_steps))
 def test_bucketed_windows_stay_within_the_documented_bound(steps: list[Step]) -> None:
-    stream = _stream(steps)
+    stream = stream_of(steps)
     for i, (txn, vector) in enumerate(zip(stream, _run(stream), strict=True)):
         arrived = [e for e in stream[: i + 1] if e.card_id == txn.card_id]
         got = dict(zip(FEATURE_NAMES, vector, strict=True))
         t = txn.event_time_ms
         for w, span in BUCKETED.items():
-            inner, outer = _totals(arrived, t - span + HOUR, t), _totals(arrived, t - span, t)
+            inner, outer = totals(arrived, t - span + HOUR, t), totals(arrived, t - span, t)
             assert inner[0] <= got[f"txn_count_{w}"] <= outer[0]
             assert inner[1] <= got[f"amount_sum_{w}"] <= outer[1]
 
@@ -260,7 +138,7 @@ def test_bucketed_windows_stay_within_the_documented_bound(steps: list[Step]) ->
 @settings(max_examples=100, deadline=None)
 @given(_steps)
 def test_replay_is_deterministic_and_states_survive_encoding(steps: list[Step]) -> None:
-    stream = _stream(steps)
+    stream = stream_of(steps)
     first, second = _run(stream), _run(stream)
     assert [tuple(map(float.hex, v)) for v in first] == [tuple(map(float.hex, v)) for v in second]
     states: dict[str, CardState] = {}
@@ -268,14 +146,15 @@ def test_replay_is_deterministic_and_states_survive_encoding(steps: list[Step]) 
         state, _ = observe(states.get(txn.card_id), txn)
         states[txn.card_id] = state
         assert decode_state(encode_state(state)) == state
-        assert list(state.times) == sorted(state.times)
-        assert all(t > state.newest_ms - DEFAULT_PARAMS.horizon_ms for t in state.times)
-        assert list(state.hours) == sorted(set(state.hours))
+        times, hours = state.exact.times, state.buckets.hours
+        assert times == sorted(times)
+        assert all(t > state.newest_ms - DEFAULT_PARAMS.horizon_ms for t in times)
+        assert hours == sorted(set(hours))
 
 
 def test_window_edges_are_half_open() -> None:
     steps: list[Step] = [(0, 0, 0, 100, 1, 2, None, None, 0), (MIN, 0, 0, 100, 2, 2, None, None, 0)]
-    second = dict(zip(FEATURE_NAMES, _run(_stream(steps))[1], strict=True))
+    second = dict(zip(FEATURE_NAMES, _run(stream_of(steps))[1], strict=True))
     assert second["txn_count_60s"] == 1.0  # (t - 60 s, t]: the first one is out
     assert second["distinct_merchants_10m"] == 2.0
 
@@ -284,9 +163,9 @@ def test_bucketed_window_misses_at_most_its_first_partial_hour() -> None:
     base: Step = (0, 0, 0, 100, 1, 2, None, None, 0)
     early, late = 20 * MIN, 50 * MIN  # into the first hour
     stream = [
-        _txn(0, T0 + early, base),
-        _txn(1, T0 + late, base),
-        _txn(2, T0 + 7 * DAY + 30 * MIN, base),  # t - 7 d = T0 + 30 min, rounded up to T0 + 1 h
+        txn_of(0, T0 + early, base),
+        txn_of(1, T0 + late, base),
+        txn_of(2, T0 + 7 * DAY + 30 * MIN, base),  # t - 7 d = T0 + 30 min, rounded up to T0 + 1 h
     ]
     got = dict(zip(FEATURE_NAMES, _run(stream)[2], strict=True))
     assert got["txn_count_7d"] == 1.0  # the true window also holds the one at T0 + 50 min
@@ -295,7 +174,7 @@ def test_bucketed_window_misses_at_most_its_first_partial_hour() -> None:
 
 def test_event_after_the_current_one_in_time_is_not_counted() -> None:
     base: Step = (0, 0, 0, 100, 1, 2, None, None, 0)
-    stream = [_txn(0, T0 + 3_000, base), _txn(1, T0, (0, 0, 0, 250, 2, 2, None, None, 0))]
+    stream = [txn_of(0, T0 + 3_000, base), txn_of(1, T0, (0, 0, 0, 250, 2, 2, None, None, 0))]
     got = dict(zip(FEATURE_NAMES, _run(stream)[1], strict=True))
     assert (got["txn_count_60s"], got["amount_sum_60s"], got["txn_count_30d"]) == (1.0, 2.5, 1.0)
     assert got["seconds_since_prev"] == NO_PREVIOUS_S  # the earlier arrival happened later
@@ -304,7 +183,7 @@ def test_event_after_the_current_one_in_time_is_not_counted() -> None:
 
 def test_a_first_transaction() -> None:
     step: Step = (0, 0, 0, 1234, 1, 2, 1, 0, 60)  # Paris, UTC+1
-    got = dict(zip(FEATURE_NAMES, _run([_txn(0, T0 + 5 * HOUR, step)])[0], strict=True))
+    got = dict(zip(FEATURE_NAMES, _run([txn_of(0, T0 + 5 * HOUR, step)])[0], strict=True))
     assert got["seconds_since_prev"] == NO_PREVIOUS_S == 2_592_000.0
     assert (got["amount_ratio_30d"], got["amount_zscore"], got["speed_kmh"]) == (1.0, 0.0, 0.0)
     assert (got["new_device"], got["new_merchant"], got["new_mcc"]) == (1.0, 1.0, 1.0)
@@ -314,7 +193,7 @@ def test_a_first_transaction() -> None:
 def test_impossible_travel_shows_as_speed() -> None:
     paris: Step = (0, 0, 0, 100, 1, 2, None, 0, 60)
     new_york: Step = (0, 0, 0, 100, 2, 2, None, 2, -300)
-    stream = [_txn(0, T0, paris), _txn(1, T0 + HOUR, new_york)]
+    stream = [txn_of(0, T0, paris), txn_of(1, T0 + HOUR, new_york)]
     speed = dict(zip(FEATURE_NAMES, _run(stream)[1], strict=True))["speed_kmh"]
     assert 5_800 < speed < 5_900  # ~5,837 km in one hour
 
@@ -324,14 +203,14 @@ def test_caps_bound_the_state() -> None:
     state: CardState | None = None
     for i in range(2_000):
         step: Step = (0, 0, 0, 100, i % 50, 2, i % 30, None, 0)
-        txn = _txn(i, T0 + i * 30 * MIN, step)  # 2,000 half-hours: ~42 days
+        txn = txn_of(i, T0 + i * 30 * MIN, step)  # 2,000 half-hours: ~42 days
         state, _ = observe(state, txn, params)
     assert state is not None
-    assert len(state.times) == 16
-    assert state.times[0] == T0 + 1_984 * 30 * MIN  # the oldest were dropped
+    assert len(state.exact.times) == 16
+    assert state.exact.times[0] == T0 + 1_984 * 30 * MIN  # the oldest were dropped
     assert len(state.seen_devices) == len(state.seen_merchants) == 8
-    assert len(state.hours) <= 30 * 24 + 2
-    assert state.dropped_ms == T0 + 1_983 * 30 * MIN
+    assert len(state.buckets.hours) <= 30 * 24 + 2
+    assert state.exact.dropped_ms == T0 + 1_983 * 30 * MIN
 
 
 def test_remembered_values_over_the_cap_drop_the_least_recent() -> None:
@@ -339,24 +218,54 @@ def test_remembered_values_over_the_cap_drop_the_least_recent() -> None:
     state: CardState | None = None
     for i, merchant in enumerate((1, 2, 3, 1)):
         step: Step = (0, 0, 0, 100, merchant, 2, None, None, 0)
-        state, vector = observe(state, _txn(i, T0 + i * MIN, step), params)
+        state, vector = observe(state, txn_of(i, T0 + i * MIN, step), params)
     assert state is not None
     assert dict(zip(FEATURE_NAMES, vector, strict=True))["new_merchant"] == 1.0  # m1 forgotten
     assert set(state.seen_merchants) == {"m3", "m1"}
 
 
-def test_events_older_than_the_horizon_are_scored_but_not_stored() -> None:
+def test_events_older_than_the_horizon_are_scored_but_change_nothing_but_the_ids() -> None:
     base: Step = (0, 0, 0, 100, 1, 2, None, None, 0)
-    state, _ = observe(None, _txn(0, T0 + DAY + 10 * MIN, base))
-    state, vector = observe(state, _txn(1, T0, base))
-    assert len(state.times) == 1
-    assert state.dropped_ms == T0
-    assert dict(zip(FEATURE_NAMES, vector, strict=True))["txn_count_60s"] == 0.0
+    state, _ = observe(None, txn_of(0, T0 + DAY + 10 * MIN, base))
+    before = encode_state(state)
+    state, vector = observe(state, txn_of(1, T0, (0, 0, 0, 250, 2, 2, 1, 0, 0)))
+    got = dict(zip(FEATURE_NAMES, vector, strict=True))
+    assert (got["txn_count_60s"], got["txn_count_30d"]) == (0.0, 0.0)  # itself not included
+    assert (got["new_merchant"], got["new_device"]) == (1.0, 1.0)
+    assert (state.ids, state.id_marks) == (["t0", "t1"], [T0 + DAY + 10 * MIN] * 2)
+    unchanged = msgspec.structs.replace(state, ids=["t0"], id_marks=[T0 + DAY + 10 * MIN])
+    assert encode_state(unchanged) == before
+
+
+def test_values_are_forgotten_30_days_and_the_bound_behind_the_newest_even_when_late() -> None:
+    state, _ = observe(None, txn_of(0, T0 + HOUR, (0, 0, 0, 100, 1, 2, 1, None, 0)))  # device d1
+    day_30, no_device = T0 + 30 * DAY, (0, 0, 0, 100, 1, 2, None, None, 0)  # T0: a midnight
+    state, _ = observe(state, txn_of(1, day_30 + 30 * MIN, no_device))
+    state, _ = observe(state, txn_of(2, day_30 + HOUR + OOO + MIN, no_device))
+    assert "d1" in state.seen_devices  # past 30 days + the bound, but not swept out yet
+    _, vector = observe(state, txn_of(3, T0 + 2 * HOUR, (0, 0, 0, 100, 1, 2, 1, None, 0)))
+    got = dict(zip(FEATURE_NAMES, vector, strict=True))
+    assert got["new_device"] == 1.0  # seen within 30 days of this late one, but forgotten
+    state, _ = observe(state, txn_of(4, day_30 + DAY, no_device))
+    assert "d1" not in state.seen_devices  # a new day swept the forgotten one out
+
+
+def test_ids_are_remembered_until_the_horizon_passes_their_mark() -> None:
+    base: Step = (0, 0, 0, 100, 1, 2, None, None, 0)
+    state, _ = observe(None, txn_of(0, T0, base))
+    state, _ = observe(state, txn_of(1, T0 + DAY + OOO, base))  # T0 is at the horizon: gone
+    assert state.ids == ["t1"]
+    assert delivered_before(state, "t1")
+    assert not delivered_before(state, "t0")
+    params = FeatureParams(max_events=2)
+    for i in range(2, 5):
+        state, _ = observe(state, txn_of(i, T0 + DAY + OOO + i, base), params)
+    assert state.ids == ["t3", "t4"]  # over the cap the oldest go
 
 
 def _counts(times: list[int]) -> dict[str, float]:
     base: Step = (0, 0, 0, 100, 1, 2, None, None, 0)
-    vector = _run([_txn(i, t, base) for i, t in enumerate(times)])[-1]
+    vector = _run([txn_of(i, t, base) for i, t in enumerate(times)])[-1]
     return {k: v for k, v in zip(FEATURE_NAMES, vector, strict=True) if k.startswith("txn_")}
 
 

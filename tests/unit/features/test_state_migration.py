@@ -1,4 +1,4 @@
-"""The state migration registry: the real v1 -> v2 step, and a test-only version 0 layout.
+"""The state migration registry: the real steps (v1 -> v2 -> v3) and a test-only v0 layout.
 
 No version before 1 was ever written, so the v0 layout here is made up: the same fields as v1,
 but amounts in 1/100 of the major unit instead of 1/10,000. Its step is registered per test.
@@ -12,15 +12,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from features.card import (
-    FEATURE_NAMES,
-    STATE_VERSION,
-    CardState,
-    empty_state,
-    encode_state,
-    observe,
-)
+from features.card import FEATURE_NAMES, STATE_VERSION, CardState, encode_state, observe
 from features.errors import StateVersionError
+from features.history import EMPTY_PROFILE
 from features.state_migration import (
     UNKNOWN_MCC,
     can_migrate,
@@ -31,24 +25,44 @@ from features.state_migration import (
     unregister,
 )
 from features.transaction import Transaction
+from features.windows import ExactList, HourBuckets
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, an hour boundary
 V1 = [1, T0 + 60_000, [[T0, 123_400, "m_a"], [T0 + 60_000, 5_000, "m_b"], [T0 + 60_000, 1, "m_a"]]]
 V0 = [0, T0 + 60_000, [[T0, 1234, "m_a"], [T0 + 60_000, 50, "m_b"], [T0 + 60_000, 0.01, "m_a"]]]
 HOUR = T0 // 3_600_000
-V2 = msgspec.structs.replace(
-    empty_state(T0 + 60_000),
-    times=(T0, T0 + 60_000, T0 + 60_000),
-    amounts=(123_400, 5_000, 1),
-    merchants=("m_a", "m_b", "m_a"),
-    mccs=(UNKNOWN_MCC,) * 3,
-    lats=(None,) * 3,
-    lons=(None,) * 3,
-    hours=(HOUR - 1, HOUR),  # T0 closes the bucket (HOUR - 1) h, (HOUR) h]
-    hour_counts=(1, 2),
-    hour_sums=(123_400, 5_001),
-    seen_merchants={"m_a": T0 + 60_000, "m_b": T0 + 60_000},
+CURRENT = CardState(
+    STATE_VERSION,
+    T0 + 60_000,
+    ExactList(
+        times=[T0, T0 + 60_000, T0 + 60_000],
+        amounts=[123_400, 5_000, 1],
+        merchants=["m_a", "m_b", "m_a"],
+        mccs=[UNKNOWN_MCC] * 3,
+        lats=[None] * 3,
+        lons=[None] * 3,
+        dropped_ms=None,
+        dropped_loc=None,
+    ),
+    HourBuckets(
+        hours=[HOUR - 1, HOUR],  # T0 closes the bucket (HOUR - 1) h, (HOUR) h]
+        counts=[1, 2],
+        sums=[123_400, 5_001],
+    ),
+    EMPTY_PROFILE,
+    {},
+    {"m_a": T0 + 60_000, "m_b": T0 + 60_000},
+    {},
+    [],
+    [],
 )
+# A version 2 state as that version wrote it (flat columns), with every field in use.
+V2 = [
+    2, T0 + 60_000, [T0, T0 + 60_000], [7, 8], ["m_a", "m_b"], ["5411", "5812"],
+    [48.85, None], [2.35, None], T0 - 90_000, [T0 - 95_000, 40.7, -74.0], [HOUR - 1, HOUR],
+    [3, 1], [700, 8], [1.5, 2.0, 0.25, T0], {"dev": T0}, {"m_a": T0, "m_b": T0 + 60_000},
+    {"5411": T0},
+]  # fmt: skip
 
 
 def _v0_to_v1(layout: list[Any]) -> list[Any]:
@@ -66,10 +80,10 @@ def v0_registered() -> Iterator[None]:
 
 
 def test_the_current_version_decodes_unchanged() -> None:
-    assert STATE_VERSION == 2
+    assert STATE_VERSION == 3
     state, _ = observe(None, _txn(T0, "m_a"))
     raw = encode_state(state)
-    assert state_version(raw) == 2
+    assert state_version(raw) == 3
     assert migrate(raw) == state
 
 
@@ -82,8 +96,20 @@ def test_a_version_1_state_carries_its_events_over() -> None:
     assert state_version(raw) == 1
     assert can_migrate(1)
     migrated = migrate(raw)
-    assert migrated == V2
+    assert migrated == CURRENT
     assert isinstance(migrated, CardState)
+
+
+def test_a_version_2_state_is_regrouped_without_loss() -> None:
+    migrated = migrate(msgspec.msgpack.encode(V2))
+    exact, buckets = migrated.exact, migrated.buckets
+    assert migrated.newest_ms == T0 + 60_000
+    assert (exact.times, exact.amounts, exact.merchants, exact.mccs) == tuple(V2[2:6])
+    assert (exact.lats, exact.lons) == ([48.85, None], [2.35, None])
+    assert (exact.dropped_ms, exact.dropped_loc) == (T0 - 90_000, (T0 - 95_000, 40.7, -74.0))
+    assert (buckets.hours, buckets.counts, buckets.sums) == tuple(V2[10:13])
+    assert migrated.profile == (1.5, 2.0, 0.25, T0)
+    assert (migrated.seen_devices, migrated.seen_merchants, migrated.seen_mccs) == tuple(V2[14:])
 
 
 def test_a_migrated_state_keeps_scoring_from_its_events() -> None:
@@ -105,7 +131,7 @@ def test_registered_steps_chain_to_the_current_version() -> None:
     assert state_version(raw) == 0
     assert oldest_readable_version() == 0
     assert can_migrate(0)
-    assert migrate(raw) == V2
+    assert migrate(raw) == CURRENT
 
 
 def test_without_a_step_an_old_state_is_refused() -> None:

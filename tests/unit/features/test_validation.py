@@ -481,6 +481,7 @@ def test_reason_codes_are_stable() -> None:
         "invalid_event_time",
         "pan_detected",
         "key_mismatch",
+        "duplicate_transaction",
     }
     result = rejected(b"[]", Reason.MALFORMED_JSON)
     assert result.reason == "malformed_json"

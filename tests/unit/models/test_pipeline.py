@@ -1,13 +1,16 @@
-"""The pure pipeline: outputs in offset order, bad records to the DLQ, replay-stable bytes."""
+"""The pure pipeline: outputs in offset order, bad records and duplicates to the DLQ, late
+ones flagged and copied, replay-stable bytes, and the offline path's features equal to its."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
+from features.offline import replay_records
+from features.stream import MemoryCardStore, Outcome
 from features.transaction import Transaction
 from models.default import train_default_model
 from models.pipeline import (
-    MemoryCardStore,
     Pipeline,
     SourceRecord,
     encode_decision,
@@ -16,6 +19,7 @@ from models.pipeline import (
 )
 from models.policy import Policy
 from models.synthetic import encode_record, generate
+from tests.support.traffic import untidy
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +80,7 @@ def test_state_is_kept_per_card_in_the_store(pipeline: Pipeline) -> None:
     pipeline.run(log, store)
     cards = {record.key.decode() for record in log if record.key}
     assert set(store.states) == cards
-    assert sum(len(s.times) for s in store.states.values()) <= 200
+    assert sum(len(s.exact.times) for s in store.states.values()) <= 200
 
 
 @pytest.mark.parametrize(
@@ -90,3 +94,42 @@ def test_amounts_are_formatted_exactly(minor: int, scale: int, text: str) -> Non
 
 def test_event_time_is_rfc3339_utc_with_milliseconds() -> None:
     assert format_event_time(1_767_225_600_007) == "2026-01-01T00:00:00.007Z"
+
+
+def _untidy_log(count: int, seed: int = 5) -> list[SourceRecord]:
+    return [
+        SourceRecord("tx", 0, offset, key, value)
+        for offset, (key, value) in enumerate(untidy(count, cards=60, seed=seed))
+    ]
+
+
+def test_duplicates_are_dead_lettered_and_late_ones_decided_flagged_and_copied(
+    pipeline: Pipeline,
+) -> None:
+    log = _untidy_log(3_000)
+    result = pipeline.run(log, MemoryCardStore())
+    ids = [decision.transaction_id for _, decision in result.decisions]
+    assert len(ids) == len(set(ids)) == 3_000  # every generated transaction decided once
+    duplicates = [d for d in result.dead_letters if d.rejection.reason == "duplicate_transaction"]
+    assert len(duplicates) == len(log) - 3_000 > 0
+    assert all(d.record.value in {r.value for r in log[: d.record.offset]} for d in duplicates)
+    late = {d.source.offset for _, d in result.decisions if d.late}
+    assert late == {record.offset for record in result.late}
+    assert 0 < len(late) < 200
+
+
+def test_the_offline_path_gives_the_online_features(pipeline: Pipeline) -> None:
+    log = _untidy_log(2_000, seed=6)
+    store = MemoryCardStore()
+    online = [
+        (decision.transaction_id, tuple(decision.features.values()), decision.late)
+        for start in range(0, len(log), 97)  # in batches, as the worker runs it
+        for _, decision in pipeline.run(log[start : start + 97], store).decisions
+    ]
+    records = [msgspec.json.decode(record.value) for record in log]
+    offline = [
+        (record["transaction_id"], outcome.vector, outcome.late)
+        for record, outcome in zip(records, replay_records(records), strict=True)
+        if isinstance(outcome, Outcome) and outcome.vector is not None
+    ]
+    assert offline == online

@@ -195,10 +195,12 @@ def test_malformed_records_get_exactly_their_reason() -> None:
     jpy = next(r for r in samples if r["currency"] == "JPY")
     for sample in (samples[0], jpy, next(r for r in samples if "lat" not in r)):
         records = malformed_records(140, seed=8, valid_sample=sample)
-        # the payload-level reasons; a key that is not the card is the pipeline's to catch
+        # the payload-level reasons; a key that is not the card and a duplicate delivery are
+        # the pipeline's to catch
         assert {reason for _, reason in records} == {r.value for r in Reason} - {
             Reason.PAN_DETECTED,
             Reason.KEY_MISMATCH,
+            Reason.DUPLICATE_TRANSACTION,
         }
         for raw, reason in records:
             decoded = decode_transaction(raw, max_bytes=MAX_BYTES)

@@ -10,10 +10,11 @@ import pytest
 from sklearn.dummy import DummyClassifier
 
 from features.card import FEATURE_NAMES
+from features.stream import MemoryCardStore
 from models.errors import TrainingError
 from models.evaluation import DAY_MS
 from models.label import FRAUD, GENUINE, LabelRecord
-from models.pipeline import MemoryCardStore, Pipeline, SourceRecord
+from models.pipeline import Pipeline, SourceRecord
 from models.policy import Policy
 from models.scorer import Scorer
 from models.synthetic import DEFAULT_START_MS, Labeller, encode_record, malformed_records, simulate
