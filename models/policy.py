@@ -76,25 +76,26 @@ def velocity_rule(features: FeatureVector, policy: Policy) -> bool:
     )
 
 
+_APPROVED = Decision(Outcome.APPROVE, ())
+
+
 def decide(score: float, features: FeatureVector, policy: Policy) -> Decision:
     """The outcome for a scored transaction, and why."""
     if not 0.0 <= score <= 1.0:  # NaN included
         raise ValueError(f"score must be a probability, got {score}")
     if len(features) != len(FEATURE_NAMES):
         raise ValueError(f"expected {len(FEATURE_NAMES)} features, got {len(features)}")
-    reasons: list[str] = []
-    outcome = Outcome.APPROVE
+    velocity = velocity_rule(features, policy)
     if score >= policy.decline_threshold:
-        outcome = Outcome.DECLINE
-        reasons.append(SCORE_ABOVE_DECLINE_THRESHOLD)
+        outcome, reasons = Outcome.DECLINE, [SCORE_ABOVE_DECLINE_THRESHOLD]
     elif score >= policy.review_threshold:
-        outcome = Outcome.REVIEW
-        reasons.append(SCORE_ABOVE_REVIEW_THRESHOLD)
-    if velocity_rule(features, policy):
-        outcome = Outcome.REVIEW if outcome is Outcome.APPROVE else outcome
+        outcome, reasons = Outcome.REVIEW, [SCORE_ABOVE_REVIEW_THRESHOLD]
+    elif velocity:
+        outcome, reasons = Outcome.REVIEW, []
+    else:
+        return _APPROVED  # most transactions: no reasons to build
+    if velocity:
         reasons.append(VELOCITY_60S)
-    if outcome is Outcome.APPROVE:
-        return Decision(outcome, ())
     return Decision(outcome, (*reasons, *_signals(features, policy)))
 
 

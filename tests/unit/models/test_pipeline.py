@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from features.transaction import Transaction
+from features.validation import MAX_EVENT_TIME_MS, MIN_EVENT_TIME_MS
 from models.default import train_default_model
 from models.pipeline import (
     MemoryCardStore,
@@ -90,3 +95,24 @@ def test_amounts_are_formatted_exactly(minor: int, scale: int, text: str) -> Non
 
 def test_event_time_is_rfc3339_utc_with_milliseconds() -> None:
     assert format_event_time(1_767_225_600_007) == "2026-01-01T00:00:00.007Z"
+
+
+def _strftime(event_time_ms: int) -> str:
+    """How decision records have always formatted event time: the oracle for the tables."""
+    moment = datetime.fromtimestamp(event_time_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{event_time_ms % 1000:03d}Z"
+
+
+@given(st.integers(MIN_EVENT_TIME_MS, MAX_EVENT_TIME_MS - 1))
+def test_event_time_formats_as_strftime_did(event_time_ms: int) -> None:
+    assert format_event_time(event_time_ms) == _strftime(event_time_ms)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["2000-01-01T00:00:00", "2024-02-29T23:59:59", "2025-12-31T23:59:59", "2099-12-31T23:59:59"],
+)
+def test_event_time_around_day_and_year_boundaries(moment: str) -> None:
+    start = int(datetime.fromisoformat(moment).replace(tzinfo=UTC).timestamp()) * 1000
+    for event_time_ms in range(start - 1500, start + 2500, 7):
+        assert format_event_time(event_time_ms) == _strftime(event_time_ms)
