@@ -4,6 +4,11 @@ The worker runs it over each fetched batch of one partition with the partition's
 tests and replay run the very same code over a partition's log with an in-memory store, which
 is what makes "the same input log gives the same decisions" checkable.
 
+The whole batch is scored at once (:meth:`Scorer.score_batch`), then decided record by
+record; the REVIEW and DECLINE decisions get the model's reason codes from one more call
+for just them (:meth:`Scorer.contributions`, :func:`models.policy.model_reasons`). A
+record's score and reasons do not depend on the rest of its batch.
+
 Nothing here reads the clock or does I/O. Processing timestamps are added by the worker, as
 record headers, so the decision records themselves are byte-identical on replay.
 """
@@ -29,7 +34,7 @@ from features.card import (
 )
 from features.transaction import Transaction
 from features.validation import Reason, Rejection, decode_transaction
-from models.policy import Policy, decide
+from models.policy import Decision, Outcome, Policy, decide, model_reasons
 from models.scorer import Scorer
 
 
@@ -183,8 +188,12 @@ class Pipeline:
         scores: list[float],
     ) -> Iterator[tuple[bytes, DecisionRecord]]:
         policy = self.policy
-        for (record, txn, vector), score in zip(accepted, scores, strict=True):
-            decision = decide(score, vector, policy)
+        vectors = [vector for _, _, vector in accepted]
+        decisions = [decide(s, v, policy) for s, v in zip(scores, vectors, strict=True)]
+        reasons = self._reasons(vectors, decisions)
+        for (record, txn, vector), score, decision, why in zip(
+            accepted, scores, decisions, reasons, strict=True
+        ):
             yield (
                 txn.card_id.encode(),
                 DecisionRecord(
@@ -196,7 +205,7 @@ class Pipeline:
                     event_time=format_event_time(txn.event_time_ms),
                     score=score,
                     decision=decision.outcome.value,
-                    reasons=decision.reasons,
+                    reasons=why,
                     model_version=self.scorer.version,
                     policy_version=policy.version,
                     feature_schema_version=FEATURE_SCHEMA_VERSION,
@@ -204,3 +213,17 @@ class Pipeline:
                     source=Source(record.topic, record.partition, record.offset),
                 ),
             )
+
+    def _reasons(
+        self, vectors: list[FeatureVector], decisions: list[Decision]
+    ) -> list[tuple[str, ...]]:
+        """Each decision's reason codes, with the model's added to every REVIEW and DECLINE
+        (one :meth:`Scorer.contributions` call for all of them: they are few)."""
+        reasons = [decision.reasons for decision in decisions]
+        flagged = [i for i, d in enumerate(decisions) if d.outcome is not Outcome.APPROVE]
+        contributions = self.scorer.contributions([vectors[i] for i in flagged])
+        if contributions is not None:
+            names = self.scorer.feature_names
+            for i, pushes in zip(flagged, contributions, strict=True):
+                reasons[i] = (*reasons[i], *model_reasons(pushes, names))
+        return reasons

@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sklearn.tree import DecisionTreeClassifier
 
+from features.card import FEATURE_NAMES
 from features.transaction import Transaction
 from features.validation import MAX_EVENT_TIME_MS, MIN_EVENT_TIME_MS
-from models.default import train_default_model
+from models.default import featurize, train_default_model
 from models.pipeline import (
     MemoryCardStore,
     Pipeline,
@@ -19,7 +21,8 @@ from models.pipeline import (
     format_amount,
     format_event_time,
 )
-from models.policy import Policy
+from models.policy import Policy, decide, model_reasons
+from models.scorer import Scorer
 from models.synthetic import encode_record, generate
 
 
@@ -59,6 +62,29 @@ def test_decisions_follow_offsets_and_carry_their_source(pipeline: Pipeline) -> 
     assert key == first.card_id.encode() == log[0].key
     assert first.model_version == pipeline.scorer.version
     assert list(first.features) == list(pipeline.scorer.feature_names)
+
+
+def test_flagged_decisions_are_explained_by_the_model(pipeline: Pipeline) -> None:
+    result = pipeline.run(_log(600), MemoryCardStore())
+    flagged = [d for _, d in result.decisions if d.decision != "APPROVE"]
+    pushes = pipeline.scorer.contributions([tuple(d.features.values()) for d in flagged])
+    assert pushes is not None
+    explained = [model_reasons(push, pipeline.scorer.feature_names) for push in pushes]
+    assert any(explained)  # so the batch test above covers explained decisions too
+    for decision, model in zip(flagged, explained, strict=True):
+        rules = decide(decision.score, tuple(decision.features.values()), pipeline.policy)
+        assert decision.reasons == (*rules.reasons, *model)
+    assert all(d.reasons == () for _, d in result.decisions if d.decision == "APPROVE")
+
+
+def test_a_model_that_cannot_explain_gives_the_rules_reasons_only(pipeline: Pipeline) -> None:
+    vectors, labels = featurize(generate(2000, cards=200, seed=5, fraud_rate=0.2))
+    tree = DecisionTreeClassifier(max_depth=4, random_state=0).fit(vectors, labels)
+    scorer = Scorer(model=tree, version="tree-1", feature_names=FEATURE_NAMES)
+    plain = Pipeline(scorer=scorer, policy=Policy(), max_record_bytes=8192)
+    decisions = [d for _, d in plain.run(_log(600), MemoryCardStore()).decisions]
+    assert any(d.decision != "APPROVE" for d in decisions)
+    assert not any(code.startswith("MODEL_") for d in decisions for code in d.reasons)
 
 
 def test_bad_records_become_dead_letters_and_the_rest_is_decided(pipeline: Pipeline) -> None:
