@@ -118,10 +118,11 @@ def encode_decision(decision: DecisionRecord) -> bytes:
 
 def format_amount(txn: Transaction) -> str:
     """The amount back as a decimal string in the major unit, exactly."""
-    if txn.amount_scale == 0:
+    scale = txn.amount_scale
+    if scale == 0:
         return str(txn.amount_minor)
-    units, minor = divmod(txn.amount_minor, 10**txn.amount_scale)
-    return f"{units}.{minor:0{txn.amount_scale}d}"
+    digits = str(txn.amount_minor).rjust(scale + 1, "0")  # amounts are never negative
+    return digits[:-scale] + "." + digits[-scale:]
 
 
 _SECONDS = tuple(f"{second:02d}." for second in range(60))
@@ -209,7 +210,7 @@ class Pipeline:
                     model_version=self.scorer.version,
                     policy_version=policy.version,
                     feature_schema_version=FEATURE_SCHEMA_VERSION,
-                    features=dict(zip(FEATURE_NAMES, vector, strict=True)),
+                    features=dict(zip(FEATURE_NAMES, vector, strict=False)),  # decide() checked len
                     source=Source(record.topic, record.partition, record.offset),
                 ),
             )

@@ -119,6 +119,13 @@ def test_amounts_are_formatted_exactly(minor: int, scale: int, text: str) -> Non
     assert format_amount(txn) == text
 
 
+@given(st.integers(0, 10**12), st.integers(0, 4))
+def test_amounts_format_as_divmod_did(minor: int, scale: int) -> None:
+    txn = Transaction("t", "c", minor, scale, "USD", "m", "5411", 0)
+    units, fraction = divmod(minor, 10**scale)
+    assert format_amount(txn) == (f"{units}.{fraction:0{scale}d}" if scale else str(minor))
+
+
 def test_event_time_is_rfc3339_utc_with_milliseconds() -> None:
     assert format_event_time(1_767_225_600_007) == "2026-01-01T00:00:00.007Z"
 
