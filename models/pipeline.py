@@ -11,6 +11,11 @@ transaction advances the partition's watermark, is applied to its card's state a
 decision, flagged ``late`` (and copied to the late topic by the worker) when it is older than
 the watermark minus the allowed lateness.
 
+The whole batch is scored at once (:meth:`Scorer.score_batch`), then decided record by
+record; the REVIEW and DECLINE decisions get the model's reason codes from one more call
+for just them (:meth:`Scorer.contributions`, :func:`models.policy.model_reasons`). A
+record's score and reasons do not depend on the rest of its batch.
+
 Nothing here reads the clock or does I/O. Processing timestamps are added by the worker, as
 record headers, so the decision records themselves are byte-identical on replay.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import msgspec
 
@@ -27,7 +33,7 @@ from features.card import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, FeatureVector
 from features.stream import DEFAULT_STREAM_PARAMS, CardStore, StreamParams, process
 from features.transaction import Transaction
 from features.validation import Reason, Rejection, decode_transaction
-from models.policy import Policy, decide
+from models.policy import Decision, Outcome, Policy, decide, model_reasons
 from models.scorer import Scorer
 
 
@@ -92,15 +98,32 @@ def encode_decision(decision: DecisionRecord) -> bytes:
 
 def format_amount(txn: Transaction) -> str:
     """The amount back as a decimal string in the major unit, exactly."""
-    if txn.amount_scale == 0:
+    scale = txn.amount_scale
+    if scale == 0:
         return str(txn.amount_minor)
-    units, minor = divmod(txn.amount_minor, 10**txn.amount_scale)
-    return f"{units}.{minor:0{txn.amount_scale}d}"
+    digits = str(txn.amount_minor).rjust(scale + 1, "0")  # amounts are never negative
+    return digits[:-scale] + "." + digits[-scale:]
+
+
+_SECONDS = tuple(f"{second:02d}." for second in range(60))
+_MILLIS = tuple(f"{milli:03d}Z" for milli in range(1000))
+
+
+@lru_cache(maxsize=4096)
+def _minute_prefix(minute: int) -> str:
+    """``YYYY-MM-DDTHH:MM:`` of a minute since the epoch, UTC."""
+    return datetime.fromtimestamp(minute * 60, tz=UTC).strftime("%Y-%m-%dT%H:%M:")
 
 
 def format_event_time(event_time_ms: int) -> str:
-    moment = datetime.fromtimestamp(event_time_ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{event_time_ms % 1000:03d}Z"
+    """RFC 3339 in UTC with milliseconds, ``2026-01-01T09:30:00.000Z``.
+
+    ``strftime`` runs once per minute of event time (cached: a partition's events come
+    roughly in order); seconds and milliseconds come from tables.
+    """
+    minute, ms = divmod(event_time_ms, 60_000)
+    second, milli = divmod(ms, 1000)
+    return _minute_prefix(minute) + _SECONDS[second] + _MILLIS[milli]
 
 
 _KEY_MISMATCH = Rejection(
@@ -176,8 +199,13 @@ class Pipeline:
     def _decisions(
         self, accepted: list[Featurized], scores: list[float]
     ) -> Iterator[tuple[bytes, DecisionRecord]]:
-        for (record, txn, vector, late), score in zip(accepted, scores, strict=True):
-            decision = decide(score, vector, self.policy)
+        policy = self.policy
+        vectors = [vector for _, _, vector, _ in accepted]
+        decisions = [decide(s, v, policy) for s, v in zip(scores, vectors, strict=True)]
+        reasons = self._reasons(vectors, decisions)
+        for (record, txn, vector, late), score, decision, why in zip(
+            accepted, scores, decisions, reasons, strict=True
+        ):
             yield (
                 txn.card_id.encode(),
                 DecisionRecord(
@@ -189,12 +217,26 @@ class Pipeline:
                     event_time=format_event_time(txn.event_time_ms),
                     score=score,
                     decision=decision.outcome.value,
-                    reasons=decision.reasons,
+                    reasons=why,
                     model_version=self.scorer.version,
-                    policy_version=self.policy.version,
+                    policy_version=policy.version,
                     feature_schema_version=FEATURE_SCHEMA_VERSION,
-                    features=dict(zip(FEATURE_NAMES, vector, strict=True)),
+                    features=dict(zip(FEATURE_NAMES, vector, strict=False)),  # decide() checked len
                     late=late,
                     source=Source(record.topic, record.partition, record.offset),
                 ),
             )
+
+    def _reasons(
+        self, vectors: list[FeatureVector], decisions: list[Decision]
+    ) -> list[tuple[str, ...]]:
+        """Each decision's reason codes, with the model's added to every REVIEW and DECLINE
+        (one :meth:`Scorer.contributions` call for all of them: they are few)."""
+        reasons = [decision.reasons for decision in decisions]
+        flagged = [i for i, d in enumerate(decisions) if d.outcome is not Outcome.APPROVE]
+        contributions = self.scorer.contributions([vectors[i] for i in flagged])
+        if contributions is not None:
+            names = self.scorer.feature_names
+            for i, pushes in zip(flagged, contributions, strict=True):
+                reasons[i] = (*reasons[i], *model_reasons(pushes, names))
+        return reasons

@@ -55,21 +55,26 @@ def memory_gib() -> float:
     return 0.0
 
 
-def machine_info(broker_version: str) -> list[tuple[str, str]]:
+def host_info(libraries: str) -> list[tuple[str, str]]:
+    """(key, value) pairs for a benchmark's header: date, machine, Python, ``libraries``, load."""
     return [
         ("date", dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
         ("platform", platform.platform()),
         ("cpu", f"{cpu_model()} ({os.cpu_count()} logical CPUs)"),
         ("memory", f"{memory_gib():.1f} GiB"),
         ("python", f"{sys.version.split()[0]} ({platform.python_implementation()})"),
-        (
-            "libraries",
-            f"confluent-kafka {version('confluent-kafka')} (librdkafka {librdkafka_version()}), "
-            f"aiokafka {version('aiokafka')}, rocksdict {version('rocksdict')}",
-        ),
-        ("broker", f"Apache Kafka {broker_version} (KRaft, single node, same machine)"),
+        ("libraries", libraries),
         ("load average", format_load(os.getloadavg())),
     ]
+
+
+def machine_info(broker_version: str) -> list[tuple[str, str]]:
+    libraries = (
+        f"confluent-kafka {version('confluent-kafka')} (librdkafka {librdkafka_version()}), "
+        f"aiokafka {version('aiokafka')}, rocksdict {version('rocksdict')}"
+    )
+    broker = f"Apache Kafka {broker_version} (KRaft, single node, same machine)"
+    return [*host_info(libraries), ("broker", broker)]
 
 
 def librdkafka_version() -> str:

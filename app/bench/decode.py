@@ -23,7 +23,6 @@ import datetime as dt
 import gc
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -36,7 +35,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from app.bench._common import cpu_model
+from app.bench._common import host_info
 from features.currency import minor_unit_exponent
 from features.transaction import Transaction
 from features.validation import (
@@ -327,15 +326,8 @@ def measure(
 
 
 def machine_info() -> list[str]:
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     libs = ", ".join(f"{lib} {version(lib)}" for lib in ("msgspec", "pydantic", "pydantic-core"))
-    return [
-        f"date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
-        f"platform: {platform.platform()}",
-        f"cpu: {cpu_model()} ({os.cpu_count()} logical CPUs), load average {load}",
-        f"python: {sys.version.split()[0]} ({platform.python_implementation()})",
-        f"libraries: {libs}",
-    ]
+    return [f"{key}: {value}" for key, value in host_info(libs)]
 
 
 def report(title: str, timings: dict[str, list[float]]) -> None:

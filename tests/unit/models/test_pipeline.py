@@ -3,13 +3,20 @@ ones flagged and copied, replay-stable bytes, and the offline path's features eq
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.tree import DecisionTreeClassifier
 
+from features.card import FEATURE_NAMES
 from features.offline import replay_records
 from features.stream import MemoryCardStore, Outcome
 from features.transaction import Transaction
-from models.default import train_default_model
+from features.validation import MAX_EVENT_TIME_MS, MIN_EVENT_TIME_MS
+from models.default import featurize, train_default_model
 from models.pipeline import (
     Pipeline,
     SourceRecord,
@@ -17,7 +24,8 @@ from models.pipeline import (
     format_amount,
     format_event_time,
 )
-from models.policy import Policy
+from models.policy import Policy, decide, model_reasons
+from models.scorer import Scorer
 from models.synthetic import encode_record, generate
 from tests.support.traffic import untidy
 
@@ -60,6 +68,29 @@ def test_decisions_follow_offsets_and_carry_their_source(pipeline: Pipeline) -> 
     assert list(first.features) == list(pipeline.scorer.feature_names)
 
 
+def test_flagged_decisions_are_explained_by_the_model(pipeline: Pipeline) -> None:
+    result = pipeline.run(_log(600), MemoryCardStore())
+    flagged = [d for _, d in result.decisions if d.decision != "APPROVE"]
+    pushes = pipeline.scorer.contributions([tuple(d.features.values()) for d in flagged])
+    assert pushes is not None
+    explained = [model_reasons(push, pipeline.scorer.feature_names) for push in pushes]
+    assert any(explained)  # so the batch test above covers explained decisions too
+    for decision, model in zip(flagged, explained, strict=True):
+        rules = decide(decision.score, tuple(decision.features.values()), pipeline.policy)
+        assert decision.reasons == (*rules.reasons, *model)
+    assert all(d.reasons == () for _, d in result.decisions if d.decision == "APPROVE")
+
+
+def test_a_model_that_cannot_explain_gives_the_rules_reasons_only(pipeline: Pipeline) -> None:
+    vectors, labels = featurize(generate(2000, cards=200, seed=5, fraud_rate=0.2))
+    tree = DecisionTreeClassifier(max_depth=4, random_state=0).fit(vectors, labels)
+    scorer = Scorer(model=tree, version="tree-1", feature_names=FEATURE_NAMES)
+    plain = Pipeline(scorer=scorer, policy=Policy(), max_record_bytes=8192)
+    decisions = [d for _, d in plain.run(_log(600), MemoryCardStore()).decisions]
+    assert any(d.decision != "APPROVE" for d in decisions)
+    assert not any(code.startswith("MODEL_") for d in decisions for code in d.reasons)
+
+
 def test_bad_records_become_dead_letters_and_the_rest_is_decided(pipeline: Pipeline) -> None:
     good = _log(3)
     log = [
@@ -90,6 +121,13 @@ def test_state_is_kept_per_card_in_the_store(pipeline: Pipeline) -> None:
 def test_amounts_are_formatted_exactly(minor: int, scale: int, text: str) -> None:
     txn = Transaction("t", "c", minor, scale, "USD", "m", "5411", 0)
     assert format_amount(txn) == text
+
+
+@given(st.integers(0, 10**12), st.integers(0, 4))
+def test_amounts_format_as_divmod_did(minor: int, scale: int) -> None:
+    txn = Transaction("t", "c", minor, scale, "USD", "m", "5411", 0)
+    units, fraction = divmod(minor, 10**scale)
+    assert format_amount(txn) == (f"{units}.{fraction:0{scale}d}" if scale else str(minor))
 
 
 def test_event_time_is_rfc3339_utc_with_milliseconds() -> None:
@@ -133,3 +171,24 @@ def test_the_offline_path_gives_the_online_features(pipeline: Pipeline) -> None:
         if isinstance(outcome, Outcome) and outcome.vector is not None
     ]
     assert offline == online
+
+
+def _strftime(event_time_ms: int) -> str:
+    """How decision records have always formatted event time: the oracle for the tables."""
+    moment = datetime.fromtimestamp(event_time_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{event_time_ms % 1000:03d}Z"
+
+
+@given(st.integers(MIN_EVENT_TIME_MS, MAX_EVENT_TIME_MS - 1))
+def test_event_time_formats_as_strftime_did(event_time_ms: int) -> None:
+    assert format_event_time(event_time_ms) == _strftime(event_time_ms)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["2000-01-01T00:00:00", "2024-02-29T23:59:59", "2025-12-31T23:59:59", "2099-12-31T23:59:59"],
+)
+def test_event_time_around_day_and_year_boundaries(moment: str) -> None:
+    start = int(datetime.fromisoformat(moment).replace(tzinfo=UTC).timestamp()) * 1000
+    for event_time_ms in range(start - 1500, start + 2500, 7):
+        assert format_event_time(event_time_ms) == _strftime(event_time_ms)

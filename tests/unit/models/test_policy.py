@@ -12,6 +12,9 @@ from features.card import FEATURE_NAMES, FeatureVector
 from models.policy import (
     HIGH_AMOUNT,
     MANY_MERCHANTS_10M,
+    MAX_MODEL_REASONS,
+    MODEL_REASON_OF_FEATURE,
+    REASON_TEXT,
     SCORE_ABOVE_DECLINE_THRESHOLD,
     SCORE_ABOVE_REVIEW_THRESHOLD,
     VELOCITY_60S,
@@ -19,6 +22,7 @@ from models.policy import (
     Outcome,
     Policy,
     decide,
+    model_reasons,
 )
 
 POLICY = Policy()
@@ -106,8 +110,11 @@ def test_reason_codes_are_stable_upper_snake_strings() -> None:
         VELOCITY_60S,
         MANY_MERCHANTS_10M,
         HIGH_AMOUNT,
+        *MODEL_REASON_OF_FEATURE.values(),
     ]
     assert all(code.isupper() and " " not in code for code in codes)
+    assert set(codes) == set(REASON_TEXT)  # every code is said in words, and no other
+    assert all(text and text == text.strip() for text in REASON_TEXT.values())
     assert [o.value for o in Outcome] == ["APPROVE", "REVIEW", "DECLINE"]
 
 
@@ -152,3 +159,45 @@ def test_outcome_and_reasons_agree(score: float, count: int, total: float, merch
     assert (decision.outcome is Outcome.DECLINE) == (score >= POLICY.decline_threshold)
     assert (VELOCITY_60S in decision.reasons) == (count > 3 and total > 1000)
     assert decision == decide(score, vector, POLICY)
+
+
+def test_every_feature_belongs_to_a_model_reason() -> None:
+    assert set(MODEL_REASON_OF_FEATURE) == set(FEATURE_NAMES)
+    assert all(code.startswith("MODEL_") for code in MODEL_REASON_OF_FEATURE.values())
+
+
+def _pushes(**by_name: float) -> tuple[float, ...]:
+    return tuple(by_name.get(name, 0.0) for name in FEATURE_NAMES)
+
+
+def test_model_reasons_are_the_strongest_pushes_towards_fraud_by_group() -> None:
+    pushes = _pushes(
+        amount=0.2,
+        txn_count_60s=0.3,
+        amount_sum_60s=0.25,  # the 60 s group: 0.55 in all
+        new_device=0.5,
+        speed_kmh=0.4,
+        amount_zscore=-2.0,  # pushed away from fraud: never a reason
+        local_hour=0.1,
+    )
+    assert MAX_MODEL_REASONS == 3
+    assert model_reasons(pushes, FEATURE_NAMES) == (
+        "MODEL_ACTIVITY_60S",
+        "MODEL_NEW_DEVICE",
+        "MODEL_TRAVEL_SPEED",
+    )
+    assert model_reasons(_pushes(amount_ratio_30d=0.5, amount_zscore=-0.6), FEATURE_NAMES) == ()
+    assert model_reasons(_pushes(), FEATURE_NAMES) == ()
+
+
+def test_model_reasons_ties_and_unknown_features() -> None:
+    tied = _pushes(local_night=0.25, new_mcc=0.25, amount=0.25)
+    assert model_reasons(tied, FEATURE_NAMES) == (
+        "MODEL_AMOUNT",
+        "MODEL_NEW_CATEGORY",
+        "MODEL_LOCAL_TIME",
+    )  # in the order of REASON_TEXT
+    assert model_reasons((0.1, 0.3), ("amount", "merchant_risk")) == (
+        "MODEL_MERCHANT_RISK",
+        "MODEL_AMOUNT",
+    )

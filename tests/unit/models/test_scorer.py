@@ -1,4 +1,4 @@
-"""The scorer: a row's score is the same bits alone or in any batch; training is deterministic."""
+"""The scorer: predict_proba's bits, the same alone or in any batch; training is deterministic."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from random import Random
 import numpy as np
 import pytest
 from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.tree import DecisionTreeClassifier
 
 from features.card import FEATURE_NAMES, FeatureVector
 from models.default import featurize, train_default_model
@@ -39,6 +40,26 @@ def _row(**by_name: float) -> FeatureVector:
 
 def _bits(scores: list[float]) -> bytes:
     return np.asarray(scores, dtype=np.float64).tobytes()
+
+
+def test_the_default_model_is_compiled_to_predict_probas_bits(
+    scorer: Scorer, rows: list[FeatureVector]
+) -> None:
+    assert scorer.compiled
+    expected = scorer.model.predict_proba(np.asarray(rows, dtype=np.float64))[:, 1]
+    assert _bits(scorer.score_batch(rows)) == expected.tobytes()
+    contributions = scorer.contributions(rows[:50])
+    assert contributions is not None
+    assert len(contributions) == 50
+
+
+def test_other_models_are_scored_by_predict_proba() -> None:
+    x = np.asarray([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [0.2, 0.9]])
+    model = DecisionTreeClassifier(random_state=0).fit(x, [0, 1, 0, 1])
+    tree = Scorer(model=model, version="tree", feature_names=("a", "b"))
+    assert not tree.compiled
+    assert tree.score_batch([(0.0, 1.0), (1.0, 0.0)]) == [0.0, 1.0]
+    assert tree.contributions([(0.0, 1.0)]) is None
 
 
 def test_batch_scores_equal_single_scores_bit_for_bit(
@@ -81,6 +102,8 @@ def test_empty_batch_and_wrong_width(scorer: Scorer) -> None:
     assert scorer.score_batch([]) == []
     with pytest.raises(ValueError, match=f"{len(FEATURE_NAMES)} features"):
         scorer.score_batch([(1.0, 2.0)])
+    with pytest.raises(ValueError, match=f"{len(FEATURE_NAMES)} features"):
+        scorer.contributions([(0.0,) * len(FEATURE_NAMES), (1.0, 2.0)])
 
 
 def test_the_model_must_fit_the_feature_names() -> None:
