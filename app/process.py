@@ -14,6 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from app.settings import FraudscoreSettings
 
 
@@ -22,7 +24,9 @@ def settings_env(settings: FraudscoreSettings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDSCORE_")}
     for name in type(settings).model_fields:
         value = getattr(settings, name)
-        if value is not None:  # unset stays unset ("None" would be read as a string)
+        if isinstance(value, SecretStr):
+            env[f"FRAUDSCORE_{name.upper()}"] = value.get_secret_value()
+        elif value is not None:  # unset stays unset ("None" would be read as a string)
             env[f"FRAUDSCORE_{name.upper()}"] = str(value)
     return env
 

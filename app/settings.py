@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -107,6 +107,18 @@ class FraudscoreSettings(BaseSettings):
         "to load; unset: train the built-in default model at start (about 4 s)",
     )
 
+    # --- Registry database -------------------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the registry database (sqlite:///… or "
+        "postgresql+psycopg2://user:password@host/db); unset: SQLite file <var_dir>/fraudscore.db",
+    )
+    registry_poll_ms: int = Field(
+        default=2000,
+        ge=50,
+        description="How often a worker checks the registry for a newly promoted model or policy",
+    )
+
     # --- Local files ----------------------------------------------------------------------
     var_dir: Path = Field(default=Path("var"), description="Root of all local state and data")
     kafka_version: str = Field(
@@ -127,6 +139,14 @@ class FraudscoreSettings(BaseSettings):
     def kafka_dir(self) -> Path:
         """Local broker: config, data, log and PID file."""
         return self.var_dir / "kafka"
+
+    @property
+    def sql_url(self) -> str:
+        """The registry database's URL, credentials included: never log it (see
+        ``app.db.engine.safe_url``)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.var_dir / 'fraudscore.db'}"
 
     @property
     def exactly_once(self) -> bool:
