@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import kafka, savepoint
+from app.cli import db, kafka, model, policy, savepoint
 from app.cli.demo import demo
 from app.cli.generate import generate
 from app.cli.loadgen import loadgen
@@ -26,6 +26,11 @@ app.add_typer(
     name="savepoint",
     help="Portable snapshots of all card state and the committed input offsets",
 )
+app.add_typer(db.app, name="db", help="The registry database: migrations and admin audit log")
+app.add_typer(
+    model.app, name="model", help="The model registry: register, shadow, promote, roll back"
+)
+app.add_typer(policy.app, name="policy", help="The decision policy: thresholds and hard rules")
 
 app.command()(worker)
 app.command()(demo)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 
 import typer
 from rich.console import Console
@@ -19,6 +20,13 @@ from app.errors import FraudscoreError
 
 console = Console(stderr=True)
 stdout = Console()
+
+
+class OutputFormat(StrEnum):
+    """``--output``: a table for people, or JSON for scripts."""
+
+    text = "text"
+    json = "json"
 
 
 @contextmanager

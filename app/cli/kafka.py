@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +14,7 @@ import typer
 from rich.table import Table
 
 from app.broker import BrokerStatus, LocalBroker
-from app.cli.console import catch_errors, console, stdout
+from app.cli.console import OutputFormat, catch_errors, console, stdout
 from app.errors import BrokerError
 from app.settings import get_settings
 
@@ -23,11 +22,6 @@ app = typer.Typer(
     help="Run a local single-node Apache Kafka (KRaft) for development and tests",
     no_args_is_help=True,
 )
-
-
-class OutputFormat(StrEnum):
-    text = "text"
-    json = "json"
 
 
 def _broker() -> LocalBroker:

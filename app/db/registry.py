@@ -186,16 +186,25 @@ def _move(session: Session, row: ModelVersion, status: ModelStatus, actor: str) 
     session.flush()  # one statement per move: the unique "one active/shadow" indexes hold
 
 
+def _occupy(
+    session: Session, row: ModelVersion, status: ModelStatus, vacated: ModelStatus, actor: str
+) -> ModelVersion | None:
+    """Move ``row`` (after loading its artefact) to ``status``, which one model at most has;
+    the model that had it moves to ``vacated`` and is returned."""
+    load_registered(_ref(row))
+    previous = _with_status(session, status)
+    if previous is not None:
+        _move(session, previous, vacated, actor)
+    _move(session, row, status, actor)
+    return previous
+
+
 def promote(session: Session, version: str, actor: str) -> ModelVersion | None:
     """Make ``version`` the active model; returns the model it replaced, if any."""
     row = _model(session, version)
     if row.status is ModelStatus.ACTIVE:
         raise RegistryError(f"model {version!r} is already active")
-    load_registered(_ref(row))
-    previous = _with_status(session, ModelStatus.ACTIVE)
-    if previous is not None:
-        _move(session, previous, ModelStatus.RETIRED, actor)
-    _move(session, row, ModelStatus.ACTIVE, actor)
+    previous = _occupy(session, row, ModelStatus.ACTIVE, ModelStatus.RETIRED, actor)
     session.add(ModelPromotion(model=row, promoted_by=actor, promoted_at=_now()))
     replaced = None if previous is None else previous.version
     _log(session, actor, "model.promote", model=version, replaced=replaced)
@@ -238,11 +247,7 @@ def shadow(session: Session, version: str, actor: str) -> ModelVersion | None:
         )
     if row.status is ModelStatus.SHADOW:
         raise RegistryError(f"model {version!r} is already the shadow model")
-    load_registered(_ref(row))
-    previous = _with_status(session, ModelStatus.SHADOW)
-    if previous is not None:
-        _move(session, previous, ModelStatus.CANDIDATE, actor)
-    _move(session, row, ModelStatus.SHADOW, actor)
+    previous = _occupy(session, row, ModelStatus.SHADOW, ModelStatus.CANDIDATE, actor)
     replaced = None if previous is None else previous.version
     _log(session, actor, "model.shadow", model=version, replaced=replaced)
     return previous

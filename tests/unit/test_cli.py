@@ -28,6 +28,15 @@ README = Path(__file__).resolve().parents[2] / "README.md"
         ["savepoint"],
         ["savepoint", "create"],
         ["savepoint", "show"],
+        ["db"],
+        ["db", "upgrade"],
+        ["db", "log"],
+        ["model"],
+        *[["model", command] for command in ("register", "list", "promote", "rollback")],
+        *[["model", command] for command in ("shadow", "unshadow")],
+        ["policy"],
+        ["policy", "show"],
+        ["policy", "set"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
