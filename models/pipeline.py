@@ -70,8 +70,12 @@ class Source(msgspec.Struct, frozen=True, array_like=False):
     offset: int
 
 
-class DecisionRecord(msgspec.Struct, frozen=True):
-    """The value written to the decisions topic (JSON)."""
+class DecisionRecord(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The value written to the decisions topic (JSON).
+
+    The shadow fields come last and are left out when there is no shadow model, so a record
+    without them is byte for byte what it was before they existed.
+    """
 
     transaction_id: str
     card_id: str
@@ -87,6 +91,8 @@ class DecisionRecord(msgspec.Struct, frozen=True):
     feature_schema_version: int
     features: dict[str, float]
     source: Source
+    shadow_score: float | None = None  # the shadow model's score: recorded, never decides
+    shadow_model_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +173,14 @@ def featurize(
 
 @dataclass(frozen=True, slots=True)
 class Pipeline:
+    """``scorer`` and ``policy`` decide; ``shadow``, if any, is scored on the same feature
+    vectors and recorded beside the live score without affecting the decision."""
+
     scorer: Scorer
     policy: Policy
     max_record_bytes: int
     params: FeatureParams = DEFAULT_PARAMS
+    shadow: Scorer | None = None
 
     def run(self, records: Sequence[SourceRecord], store: CardStore) -> BatchResult:
         """Process one batch of one partition, in offset order, against ``store``."""
@@ -178,16 +188,24 @@ class Pipeline:
             records, store, max_record_bytes=self.max_record_bytes, params=self.params
         )
         result = BatchResult(dead_letters=dead_letters)
-        scores = self.scorer.score_batch([vector for _, _, vector in accepted])
-        result.decisions.extend(self._decisions(accepted, scores))
+        vectors = [vector for _, _, vector in accepted]
+        scores = self.scorer.score_batch(vectors)
+        shadow_scores = (
+            [None] * len(vectors) if self.shadow is None else self.shadow.score_batch(vectors)
+        )
+        result.decisions.extend(self._decisions(accepted, scores, shadow_scores))
         return result
 
     def _decisions(
         self,
         accepted: list[Featurized],
         scores: list[float],
+        shadow_scores: Sequence[float | None],
     ) -> Iterator[tuple[bytes, DecisionRecord]]:
-        for (record, txn, vector), score in zip(accepted, scores, strict=True):
+        shadow_version = None if self.shadow is None else self.shadow.version
+        for (record, txn, vector), score, shadow_score in zip(
+            accepted, scores, shadow_scores, strict=True
+        ):
             decision = decide(score, vector, self.policy)
             yield (
                 txn.card_id.encode(),
@@ -206,5 +224,7 @@ class Pipeline:
                     feature_schema_version=FEATURE_SCHEMA_VERSION,
                     features=dict(zip(FEATURE_NAMES, vector, strict=True)),
                     source=Source(record.topic, record.partition, record.offset),
+                    shadow_score=shadow_score,
+                    shadow_model_version=shadow_version,
                 ),
             )
