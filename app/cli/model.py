@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.cli.console import OutputFormat, catch_errors, stdout
 from app.db import registry
-from app.db.engine import registry_session
+from app.db.session import registry_session
 from app.db.tables import ModelVersion
 from app.settings import get_settings
 

@@ -13,10 +13,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from app.db.errors import DatabaseError
-from app.db.migration import require_current
 from app.settings import FraudscoreSettings
 
 _SQLITE_BUSY_TIMEOUT_S = 30.0  # writers wait for each other instead of failing at once
@@ -56,17 +54,3 @@ def database_errors(engine: Engine) -> Iterator[None]:
             f"registry database {engine.url.render_as_string(hide_password=True)}: "
             f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"
         ) from exc
-
-
-@contextmanager
-def registry_session(settings: FraudscoreSettings) -> Iterator[Session]:
-    """A session on the registry database, committed at the end of the block (rolled back on
-    error); refused unless the schema is at this build's head revision."""
-    engine = create_db_engine(settings)
-    try:
-        with database_errors(engine):
-            require_current(engine)
-            with Session(engine) as session, session.begin():
-                yield session
-    finally:
-        engine.dispose()

@@ -20,7 +20,8 @@ import pytest
 from pydantic import SecretStr
 
 from app.db import migration, registry
-from app.db.engine import create_db_engine, registry_session
+from app.db.engine import create_db_engine
+from app.db.session import registry_session
 from app.loadgen import produce
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings

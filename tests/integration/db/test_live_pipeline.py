@@ -16,7 +16,8 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from app.db import migration, registry
-from app.db.engine import create_db_engine, registry_session
+from app.db.engine import create_db_engine
+from app.db.session import registry_session
 from app.live_pipeline import LivePipeline
 from app.settings import FraudscoreSettings
 from models.artefact import METADATA_FILE

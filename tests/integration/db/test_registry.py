@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import Engine
 
 from app.db import migration, registry
-from app.db.engine import registry_session
 from app.db.errors import RegistryError
 from app.db.registry import ArtefactRef
+from app.db.session import registry_session
 from app.settings import FraudscoreSettings
 from models.artefact import METADATA_FILE
 from models.errors import ArtefactError
