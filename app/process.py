@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from app.settings import FraudscoreSettings
 
 
@@ -24,7 +26,9 @@ def settings_env(settings: FraudscoreSettings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDSCORE_")}
     for name in type(settings).model_fields:
         value = getattr(settings, name)
-        if isinstance(value, dict):  # pydantic-settings reads complex values as JSON
+        if isinstance(value, SecretStr):
+            env[f"FRAUDSCORE_{name.upper()}"] = value.get_secret_value()
+        elif isinstance(value, dict):  # pydantic-settings reads complex values as JSON
             env[f"FRAUDSCORE_{name.upper()}"] = json.dumps(value)
         elif value is not None:  # unset stays unset ("None" would be read as a string)
             env[f"FRAUDSCORE_{name.upper()}"] = str(value)

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.card import FeatureParams
@@ -163,6 +163,18 @@ class FraudscoreSettings(BaseSettings):
         default=50_000, ge=1, description="Commit to the audit table after this many decisions"
     )
 
+    # --- Registry database -------------------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the registry database (sqlite:///… or "
+        "postgresql+psycopg2://user:password@host/db); unset: SQLite file <var_dir>/fraudscore.db",
+    )
+    registry_poll_ms: int = Field(
+        default=2000,
+        ge=50,
+        description="How often a worker checks the registry for a newly promoted model or policy",
+    )
+
     # --- Local files ----------------------------------------------------------------------
     var_dir: Path = Field(default=Path("var"), description="Root of all local state and data")
     kafka_version: str = Field(
@@ -188,6 +200,14 @@ class FraudscoreSettings(BaseSettings):
     def audit_dir(self) -> Path:
         """The default audit catalog (SQLite) and warehouse."""
         return self.var_dir / "audit"
+
+    @property
+    def sql_url(self) -> str:
+        """The registry database's URL, credentials included: never log it (see
+        ``app.db.engine.safe_url``)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.var_dir / 'fraudscore.db'}"
 
     @property
     def exactly_once(self) -> bool:

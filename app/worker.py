@@ -26,13 +26,12 @@ from typing import TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from app.checkpoint import Checkpointer, CheckpointError, ClientsBrokenError
+from app.db.engine import create_db_engine
 from app.failpoint import Failpoints
+from app.live_pipeline import LivePipeline, configured_policy, configured_scorer, describe
 from app.partition import PartitionTask
 from app.settings import FraudscoreSettings
-from models.artefact import load_artefact
-from models.default import train_default_model
 from models.pipeline import Pipeline
-from models.policy import Policy
 from sinks.errors import StateError
 from sinks.kafka import ensure_topics, worker_consumer
 
@@ -63,10 +62,11 @@ def worker_id(settings: FraudscoreSettings) -> str:
 
 class Worker:
     def __init__(
-        self, settings: FraudscoreSettings, pipeline: Pipeline, failpoints: Failpoints
+        self, settings: FraudscoreSettings, live: LivePipeline, failpoints: Failpoints
     ) -> None:
         self.settings = settings
-        self.pipeline = pipeline
+        self.live = live
+        self.pipeline = live.current
         self.tasks: dict[int, PartitionTask] = {}
         self.failpoints = failpoints
         self._broken = False
@@ -105,6 +105,7 @@ class Worker:
             self.checkpointer.close()
 
     def _step(self) -> None:
+        self._swap_pipeline()
         messages = self._fetch()
         by_partition: dict[int, list[Message]] = {}
         for message in messages:
@@ -119,6 +120,16 @@ class Worker:
                 task.process(batch)
         if self._due():
             self._checkpoint()
+
+    def _swap_pipeline(self) -> None:
+        """Between two batches: run the pipeline the registry watcher has ready, if any (a
+        newly promoted model or policy), from the next batch on, in every partition."""
+        pipeline = self.live.take()
+        if pipeline is None:
+            return
+        self.pipeline = pipeline
+        for task in self.tasks.values():
+            task.pipeline = pipeline
 
     def _fetch(self) -> list[Message]:
         """The next records. With work open, wait for more until its checkpoint is due (the
@@ -248,18 +259,12 @@ def _retry(call: Callable[[], T]) -> T:
 
 
 def build_pipeline(settings: FraudscoreSettings) -> Pipeline:
-    """The scoring pipeline the worker runs: the artefact at ``model_path`` if set (refused if
-    made for other features), else the default model, trained in memory at start."""
-    scorer = (
-        train_default_model() if settings.model_path is None else load_artefact(settings.model_path)
-    )
-    policy = Policy(
-        review_threshold=settings.review_threshold,
-        decline_threshold=settings.decline_threshold,
-    )
+    """The scoring pipeline the worker runs when the registry selects nothing: the artefact at
+    ``model_path`` if set (refused if made for other features), else the default model,
+    trained in memory at start; the thresholds of the settings."""
     return Pipeline(
-        scorer=scorer,
-        policy=policy,
+        scorer=configured_scorer(settings),
+        policy=configured_policy(settings),
         max_record_bytes=settings.max_record_bytes,
         params=settings.stream_params,
     )
@@ -268,6 +273,9 @@ def build_pipeline(settings: FraudscoreSettings) -> Pipeline:
 def serve(settings: FraudscoreSettings) -> None:
     """Run a worker until SIGTERM or SIGINT, then shut down cleanly (final checkpoint).
 
+    The model and policy are the registry's active ones, else the configured ones; a newly
+    promoted model or policy is picked up while running (:mod:`app.live_pipeline`).
+
     Kafka clients that break beyond repair are started afresh, as a process restart would,
     but without reloading the model; more than ``_MAX_RESTARTS`` such restarts within
     ``_RESTART_WINDOW_S`` (e.g. two processes fencing each other under one identity) end it.
@@ -275,18 +283,22 @@ def serve(settings: FraudscoreSettings) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    pipeline = build_pipeline(settings)
-    log.info("model %s, policy %s loaded", pipeline.scorer.version, pipeline.policy.version)
+    live = LivePipeline(settings, create_db_engine(settings))
+    log.info("loaded %s", describe(live.current))
+    live.start()
     failpoints = Failpoints(settings.failpoints)
     restarts: deque[float] = deque(maxlen=_MAX_RESTARTS)
-    while True:
-        try:
-            Worker(settings, pipeline, failpoints).run(stop)
-            return
-        except ClientsBrokenError as exc:
-            now = time.monotonic()
-            if len(restarts) == _MAX_RESTARTS and now - restarts[0] < _RESTART_WINDOW_S:
-                raise
-            restarts.append(now)
-            log.error("%s; starting the Kafka clients afresh", exc)
-            time.sleep(1.0)
+    try:
+        while True:
+            try:
+                Worker(settings, live, failpoints).run(stop)
+                return
+            except ClientsBrokenError as exc:
+                now = time.monotonic()
+                if len(restarts) == _MAX_RESTARTS and now - restarts[0] < _RESTART_WINDOW_S:
+                    raise
+                restarts.append(now)
+                log.error("%s; starting the Kafka clients afresh", exc)
+                time.sleep(1.0)
+    finally:
+        live.close()

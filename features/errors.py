@@ -13,6 +13,8 @@ subclass it; each package keeps its own errors in its own ``errors.py``:
     ├── ModelError                       models/errors.py  a model cannot be trained or loaded
     │   ├── TrainingError                models/errors.py  too little data, or no fraud labelled
     │   └── ArtefactError                models/errors.py  artefact damaged, unsafe or mismatched
+    ├── DatabaseError                    app/db/errors.py  registry database down or not migrated
+    ├── RegistryError                    app/db/errors.py  a model or policy change is not allowed
     └── ...
 
 Every error says what went wrong and what to do about it. The CLI turns them into a message

@@ -54,8 +54,12 @@ class Source(msgspec.Struct, frozen=True, array_like=False):
     offset: int
 
 
-class DecisionRecord(msgspec.Struct, frozen=True):
-    """The value written to the decisions topic (JSON)."""
+class DecisionRecord(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The value written to the decisions topic (JSON).
+
+    The shadow fields come last and are left out when there is no shadow model, so a record
+    without them is byte for byte what it was before they existed.
+    """
 
     transaction_id: str
     card_id: str
@@ -72,6 +76,8 @@ class DecisionRecord(msgspec.Struct, frozen=True):
     features: dict[str, float]
     late: bool  # older than the partition's watermark - allowed lateness (features.stream)
     source: Source
+    shadow_score: float | None = None  # the shadow model's score: recorded, never decides
+    shadow_model_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +185,14 @@ def featurize(
 
 @dataclass(frozen=True, slots=True)
 class Pipeline:
+    """``scorer`` and ``policy`` decide; ``shadow``, if any, is scored on the same feature
+    vectors and recorded beside the live score without affecting the decision."""
+
     scorer: Scorer
     policy: Policy
     max_record_bytes: int
     params: StreamParams = DEFAULT_STREAM_PARAMS
+    shadow: Scorer | None = None
 
     def run(self, records: Sequence[SourceRecord], store: CardStore) -> BatchResult:
         """Process one batch of one partition, in offset order, against ``store``."""
@@ -192,19 +202,26 @@ class Pipeline:
         result = BatchResult(
             dead_letters=dead_letters, late=[record for record, _, _, late in accepted if late]
         )
-        scores = self.scorer.score_batch([vector for _, _, vector, _ in accepted])
-        result.decisions.extend(self._decisions(accepted, scores))
+        vectors = [vector for _, _, vector, _ in accepted]
+        scores = self.scorer.score_batch(vectors)
+        shadow_scores = None if self.shadow is None else self.shadow.score_batch(vectors)
+        result.decisions.extend(self._decisions(accepted, scores, shadow_scores))
         return result
 
     def _decisions(
-        self, accepted: list[Featurized], scores: list[float]
+        self,
+        accepted: list[Featurized],
+        scores: list[float],
+        shadow_scores: Sequence[float] | None = None,
     ) -> Iterator[tuple[bytes, DecisionRecord]]:
         policy = self.policy
         vectors = [vector for _, _, vector, _ in accepted]
+        shadow_version = None if self.shadow is None else self.shadow.version
+        shadows: Sequence[float | None] = shadow_scores or [None] * len(accepted)
         decisions = [decide(s, v, policy) for s, v in zip(scores, vectors, strict=True)]
         reasons = self._reasons(vectors, decisions)
-        for (record, txn, vector, late), score, decision, why in zip(
-            accepted, scores, decisions, reasons, strict=True
+        for (record, txn, vector, late), score, decision, why, shadow_score in zip(
+            accepted, scores, decisions, reasons, shadows, strict=True
         ):
             yield (
                 txn.card_id.encode(),
@@ -224,6 +241,8 @@ class Pipeline:
                     features=dict(zip(FEATURE_NAMES, vector, strict=False)),  # decide() checked len
                     late=late,
                     source=Source(record.topic, record.partition, record.offset),
+                    shadow_score=shadow_score,
+                    shadow_model_version=shadow_version,
                 ),
             )
 

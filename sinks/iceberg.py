@@ -201,8 +201,6 @@ class AuditRow:
     committed: CommittedDecision
     checkpoint_id: int
     ingested_at: datetime
-    shadow_score: float | None = None
-    shadow_model_version: str | None = None
 
 
 def from_epoch_ms(ms: int) -> datetime:
@@ -223,8 +221,8 @@ def _columns(
         "merchant_id": [r.merchant_id for r in records],
         "event_time": [datetime.fromisoformat(r.event_time) for r in records],
         "score": [r.score for r in records],
-        "shadow_score": [None] * n,  # the worker runs no shadow model yet
-        "shadow_model_version": [None] * n,
+        "shadow_score": [r.shadow_score for r in records],
+        "shadow_model_version": [r.shadow_model_version for r in records],
         "decision": [r.decision for r in records],
         "reasons": [list(r.reasons) for r in records],
         "model_version": [r.model_version for r in records],
@@ -286,6 +284,8 @@ def row_of(values: Mapping[str, Any]) -> AuditRow:
         features={k: v for k, v in values["features"].items() if v is not None},
         late=values["late"],
         source=Source(values["source_topic"], values["source_partition"], values["source_offset"]),
+        shadow_score=values["shadow_score"],
+        shadow_model_version=values["shadow_model_version"],
     )
     committed = CommittedDecision(
         decision,
@@ -294,13 +294,7 @@ def row_of(values: Mapping[str, Any]) -> AuditRow:
         values["decision_offset"],
         values["decided_at"],
     )
-    return AuditRow(
-        committed,
-        values["checkpoint_id"],
-        values["ingested_at"],
-        values["shadow_score"],
-        values["shadow_model_version"],
-    )
+    return AuditRow(committed, values["checkpoint_id"], values["ingested_at"])
 
 
 def rows_of(arrow: pa.Table) -> list[AuditRow]:

@@ -1,10 +1,15 @@
-"""Fixtures shared by all tests: the real Kafka broker, a PostgreSQL server and unique names.
+"""Fixtures shared by all tests: the real Kafka broker, PostgreSQL, and unique names.
 
 ``kafka_bootstrap`` is the broker every integration test talks to. With
 ``FRAUDSCORE_KAFKA_BOOTSTRAP`` set, that broker is used as it is and nothing is started or
 stopped. Otherwise the project's own broker (``fraudscore kafka up``) is started if needed,
 waiting until it answers, and stopped at the end of the session only if this session started
 it. A missing Java, Maven or broker fails the tests; it never skips them.
+
+``postgres`` is a PostgreSQL server for the session: the one named by
+``FRAUDSCORE_TEST_POSTGRES_URL``, left alone, or a throwaway server this session starts and
+stops (``tests/support/postgres.py``); ``postgres_url`` is a fresh database on it for one
+test. A missing PostgreSQL fails the tests that use them; it never skips them.
 """
 
 from __future__ import annotations
@@ -17,7 +22,11 @@ import pytest
 
 from app.broker import LocalBroker
 from app.settings import get_settings
-from tests.support.postgres import LocalPostgres
+from tests.support.postgres import (
+    EXTERNAL_POSTGRES_ENV,
+    LocalPostgres,
+    PostgresServer,
+)
 
 EXTERNAL_BROKER_ENV = "FRAUDSCORE_KAFKA_BOOTSTRAP"
 
@@ -40,14 +49,29 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[LocalPostgres]:
-    """A PostgreSQL server of this session (for the audit catalog), stopped at its end."""
-    server = LocalPostgres()
-    server.start()
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for this test session (see the module docstring)."""
+    external = os.environ.get(EXTERNAL_POSTGRES_ENV)
+    if external:
+        yield PostgresServer(external)
+        return
+    local = LocalPostgres()
     try:
-        yield server
+        local.start()
+        yield PostgresServer(local.url)
     finally:
-        server.stop()
+        local.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer, unique: str) -> Iterator[str]:
+    """The SQLAlchemy URL of an empty database of its own on ``postgres``, dropped after."""
+    name = f"test_{unique}"
+    url = postgres.database(name)
+    try:
+        yield url
+    finally:
+        postgres.drop_database(name)
 
 
 @pytest.fixture

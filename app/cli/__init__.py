@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import audit, kafka, savepoint
+from app.cli import audit, db, kafka, model, policy, savepoint
 from app.cli.demo import demo
 from app.cli.generate import generate
 from app.cli.loadgen import loadgen
@@ -31,6 +31,11 @@ app.add_typer(
     name="audit",
     help="Query and maintain the audit trail (the Iceberg table of every decision)",
 )
+app.add_typer(db.app, name="db", help="The registry database: migrations and admin audit log")
+app.add_typer(
+    model.app, name="model", help="The model registry: register, shadow, promote, roll back"
+)
+app.add_typer(policy.app, name="policy", help="The decision policy: thresholds and hard rules")
 
 app.command()(worker)
 app.command(name="audit-sink")(audit.audit_sink)

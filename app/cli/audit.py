@@ -170,9 +170,7 @@ def maintain(
 def _row_table(row: AuditRow) -> Table:
     committed = row.committed
     d = committed.decision
-    shadow = (
-        "-" if row.shadow_score is None else f"{row.shadow_score:.6f} ({row.shadow_model_version})"
-    )
+    shadow = "-" if d.shadow_score is None else f"{d.shadow_score:.6f} ({d.shadow_model_version})"
     table = Table(show_header=False, box=None, title=f"transaction {d.transaction_id}")
     for key, value in (
         ("decision", f"[bold]{d.decision}[/bold] (score {d.score:.6f})"),

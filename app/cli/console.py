@@ -23,7 +23,7 @@ stdout = Console()
 
 
 class OutputFormat(StrEnum):
-    """``--output`` of commands whose result other programs may read."""
+    """``--output``: a table for people, or JSON for scripts."""
 
     text = "text"
     json = "json"

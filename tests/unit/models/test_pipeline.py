@@ -3,6 +3,7 @@ ones flagged and copied, replay-stable bytes, and the offline path's features eq
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import msgspec
@@ -192,3 +193,30 @@ def test_event_time_around_day_and_year_boundaries(moment: str) -> None:
     start = int(datetime.fromisoformat(moment).replace(tzinfo=UTC).timestamp()) * 1000
     for event_time_ms in range(start - 1500, start + 2500, 7):
         assert format_event_time(event_time_ms) == _strftime(event_time_ms)
+
+
+def test_a_shadow_model_is_recorded_beside_the_live_score_and_never_decides(
+    pipeline: Pipeline,
+) -> None:
+    shadow = train_default_model(seed=8, count=3000)
+    shadowed = dataclasses.replace(pipeline, shadow=shadow)
+    log = _log(300)
+    live = pipeline.run(log, MemoryCardStore()).decisions
+    both = shadowed.run(log, MemoryCardStore()).decisions
+    vectors = [tuple(d.features.values()) for _, d in live]
+    assert [d.shadow_score for _, d in both] == shadow.score_batch(vectors)
+    assert {d.shadow_model_version for _, d in both} == {shadow.version}
+    assert [d.score for _, d in both] != [d.shadow_score for _, d in both]
+    unshadowed = [
+        msgspec.structs.replace(d, shadow_score=None, shadow_model_version=None) for _, d in both
+    ]
+    assert unshadowed == [d for _, d in live]  # the decision is the live model's alone
+    record = msgspec.json.decode(encode_decision(both[0][1]))
+    assert list(record)[-3:] == ["source", "shadow_score", "shadow_model_version"]
+
+
+def test_without_a_shadow_the_record_has_no_shadow_fields(pipeline: Pipeline) -> None:
+    _, decision = pipeline.run(_log(1), MemoryCardStore()).decisions[0]
+    record = msgspec.json.decode(encode_decision(decision))
+    assert list(record)[-3:] == ["features", "late", "source"]
+    assert "shadow_score" not in record
