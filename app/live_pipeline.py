@@ -26,9 +26,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.db.registry import ArtefactRef, Selection, load_registered, read_selection
+from app.model_cache import cached_default_model
 from app.settings import FraudscoreSettings
 from models.artefact import load_artefact
-from models.default import train_default_model
 from models.errors import ArtefactError
 from models.pipeline import Pipeline
 from models.policy import Policy
@@ -41,9 +41,9 @@ _NOTHING = Selection(model=None, shadow=None, policy=None)
 
 def configured_scorer(settings: FraudscoreSettings) -> Scorer:
     """The artefact at ``model_path`` if set (refused if made for other features), else the
-    default model, trained in memory (about 4 s)."""
+    default model (trained at the first start, then loaded from ``model_cache_dir``)."""
     if settings.model_path is None:
-        return train_default_model()
+        return cached_default_model(settings.model_cache_dir)
     return load_artefact(settings.model_path)
 
 

@@ -184,6 +184,10 @@ class FraudscoreSettings(BaseSettings):
         default=Path.home() / ".cache" / "fraudscore" / "kafka",
         description="Where the broker's jars are cached between runs",
     )
+    model_cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "fraudscore" / "models",
+        description="Where the built-in default model is kept after its first training",
+    )
     kafka_heap: str = Field(default="768m", description="Heap of the local broker (-Xmx)")
 
     @property

@@ -104,8 +104,12 @@ def read_metadata(directory: Path) -> ArtefactMetadata:
         raise ArtefactError(f"{path} is not artefact metadata ({exc}); retrain") from None
 
 
-def load_artefact(directory: Path) -> Scorer:
-    """The scorer of the artefact in ``directory``, after every check in the module docstring."""
+def load_artefact(directory: Path, *, also_trusted: tuple[str, ...] = ()) -> Scorer:
+    """The scorer of the artefact in ``directory``, after every check in the module docstring.
+
+    ``also_trusted``: more types to accept, only for artefacts this build wrote itself (the
+    default model's cache: its trees are ``sklearn.tree._tree.Tree``, whose node indices
+    scikit-learn does not bounds-check, so a file from elsewhere must not bring one)."""
     metadata = read_metadata(directory)
     check_schema(metadata, directory)
     path = directory / MODEL_FILE
@@ -116,7 +120,7 @@ def load_artefact(directory: Path) -> Scorer:
         )
     _check_scikit_learn(metadata, directory)
     try:
-        model = sio.load(path, trusted=list(TRUSTED_TYPES))
+        model = sio.load(path, trusted=[*TRUSTED_TYPES, *also_trusted])
     except UntrustedTypesFoundException as exc:
         raise ArtefactError(
             f"refusing to load {path}: it needs types this build does not trust ({exc}); "
