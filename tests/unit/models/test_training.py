@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.dummy import DummyClassifier
 
-from features.card import FEATURE_NAMES
+from features.schema import FEATURE_NAMES
 from features.stream import MemoryCardStore
 from models.errors import TrainingError
 from models.evaluation import DAY_MS
