@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.tree import DecisionTreeClassifier
 
-from features.offline import replay_records
 from features.card import CARD_FEATURE_NAMES
+from features.offline import replay_records
 from features.schema import FEATURE_NAMES
 from features.stream import MemoryCardStore, Outcome
 from features.transaction import Transaction
