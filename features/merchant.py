@@ -17,9 +17,9 @@ transaction at event time ``t`` on UTC day ``d = t // DAY_MS``:
 - a labelled transaction counts in window W if its event time lies in
   ``[start(d) - delay - W days, start(d) - delay)``: the window ends between ``delay`` and
   ``delay + 1 day`` before ``t`` (:func:`window_end_ms`);
-- of several labels of one transaction, the latest reported by the cut-off counts (on a tie,
-  fraud), with the merchant and event time it names: the rule of the training labels
-  (:class:`models.training.LabelBook`);
+- of several labels of one transaction (reported by the cut-off, naming an event time in the
+  30-day window), the latest counts (on a tie, fraud), with the merchant and event time it
+  names: the rule of the training labels (:class:`models.training.LabelBook`);
 - ``merchant_labelled_<W>`` is the count, ``merchant_fraud_share_<W>`` fraud / count (0.0 for
   no labelled transaction). A merchant absent from the snapshot, or no snapshot at all, gives
   zeros; the decision records which snapshot was used (None: none).
@@ -114,22 +114,19 @@ def snapshot(
     labels: Iterable[LabelFact], day: int, params: MerchantRiskParams = DEFAULT_MERCHANT_PARAMS
 ) -> Snapshot:
     """The snapshot of ``day`` over ``labels`` (any order; irrelevant ones are skipped)."""
-    cutoff = label_cutoff_ms(day)
+    cutoff, end = label_cutoff_ms(day), window_end_ms(day, params)
+    spans = tuple(w * DAY_MS for w in WINDOW_DAYS)
     latest: dict[str, tuple[int, bool, str, int]] = {}
     for label in labels:
-        if label.reported_at_ms >= cutoff:
-            continue
+        if label.reported_at_ms >= cutoff or not 0 < end - label.event_time_ms <= spans[-1]:
+            continue  # not known yet, or not in the windows
         entry = (label.reported_at_ms, label.fraud, label.merchant_id, label.event_time_ms)
         known = latest.get(label.transaction_id)
         if known is None or entry > known:  # the latest report; on a tie fraud, then any order
             latest[label.transaction_id] = entry
-    end = window_end_ms(day, params)
-    spans = tuple(w * DAY_MS for w in WINDOW_DAYS)
     counts: dict[str, list[int]] = {}
     for _, fraud, merchant_id, event_time_ms in latest.values():
-        age = end - event_time_ms  # in (0, span] for an event in [end - span, end)
-        if not 0 < age <= spans[-1]:
-            continue
+        age = end - event_time_ms  # in (0, 30 days] for an event in [end - 30 days, end)
         row = counts.setdefault(merchant_id, [0] * len(MERCHANT_FEATURE_NAMES))
         for i, span in enumerate(spans):
             if age <= span:
