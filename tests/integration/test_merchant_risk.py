@@ -9,13 +9,10 @@ pipeline gives over the same input and the published snapshots (a replay).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -31,8 +28,8 @@ from features.stream import MemoryCardStore
 from features.windows import DAY_MS
 from models.label import FRAUD, GENUINE, LabelRecord
 from models.pipeline import SourceRecord, encode_decision, format_event_time
-from sinks.kafka import client_options, ensure_topics
 from tests.support.kafka import read_partitions, read_topic, send_input
+from tests.support.labels import send_labels, until
 from tests.support.settings import isolated_settings
 
 pytestmark = pytest.mark.integration
@@ -90,18 +87,6 @@ def _bad_labels() -> list[tuple[bytes, bytes, str]]:
     ]
 
 
-async def _send_labels(settings: FraudscoreSettings, records: list[tuple[bytes, bytes]]) -> None:
-    await ensure_topics(settings)
-    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        for key, value in records:
-            await producer.send(settings.labels_topic, value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
 def _transactions() -> list[tuple[bytes, bytes]]:
     out = []
     for i in range(60):
@@ -119,17 +104,6 @@ def _transactions() -> list[tuple[bytes, bytes]]:
     return out
 
 
-async def _until(condition: Callable[[], bool], timeout_s: float = 180.0) -> bool:
-    """Wait for a state (never a duration): poll ``condition()`` until true or timeout."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.2)
-    return False
-
-
 def _stored_labels(engine: Engine) -> int:
     with Session(engine) as session:
         return int(session.scalar(select(func.count()).select_from(Label)) or 0)
@@ -142,13 +116,13 @@ async def test_labels_become_a_snapshot_that_decisions_use_and_name(
     good = [(label.key, msgspec.json.encode(label.wire())) for label in labels]
     bad = _bad_labels()
     # every good label twice (an upstream retry): stored once
-    await _send_labels(settings, [*good[:10], *[(k, v) for k, v, _ in bad], *good, *good[10:]])
+    await send_labels(settings, [*good[:10], *[(k, v) for k, v, _ in bad], *good, *good[10:]])
 
     aggregator = WorkerProcess(
         settings, tmp_path / "aggregator.log", ["--log-level", "DEBUG"], command="merchant-risk"
     )
     try:
-        published = await _until(lambda: DAY in published_days(engine, 7))
+        published = await until(lambda: DAY in published_days(engine, 7))
         dead = await read_topic(settings, settings.labels_dlq_topic, expect=len(bad))
     finally:
         assert aggregator.stop() == 0, aggregator.log_tail()
