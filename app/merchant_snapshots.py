@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -43,6 +44,7 @@ class DatabaseSnapshots:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._readable = True
+        self._failed: dict[int, float] = {}  # day -> when its load last failed (monotonic)
         self.refresh()
 
     # --- the scoring side -----------------------------------------------------------------------
@@ -90,9 +92,16 @@ class DatabaseSnapshots:
                 self._load(day)
 
     def _load(self, day: int) -> Snapshot | None:
+        """Load a listed snapshot; after a failure, not again for one poll interval (the
+        scoring thread must not wait on a database that is down, transaction after
+        transaction)."""
+        failed = self._failed.get(day)
+        if failed is not None and time.monotonic() - failed < self._poll_s:
+            return None
         try:
             loaded = load_snapshot(self._engine, day, self.params.delay_days)
         except SQLAlchemyError as exc:
+            self._failed[day] = time.monotonic()
             log.warning("cannot load merchant snapshot of day %d: %s", day, exc)
             return None
         if loaded is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -241,8 +242,12 @@ def dead_lettered_offsets(settings: FraudscoreSettings, source_topic: str) -> di
             if end <= low:
                 continue
             reader.assign([ConfluentPartition(topic, p, low)])
+            deadline = time.monotonic() + _METADATA_TIMEOUT_S
             while reader.position([tp])[0].offset < end:
+                if time.monotonic() > deadline:
+                    raise TopicError(f"{topic} could not be read to its end {end} in time")
                 for message in reader.consume(1000, 0.2):
+                    deadline = time.monotonic() + _METADATA_TIMEOUT_S
                     headers = dict(message.headers() or [])
                     if headers.get(SOURCE_TOPIC_HEADER) != source_topic.encode():
                         continue

@@ -18,6 +18,7 @@ from app.db.merchant_risk import (
     record_checkpoint,
 )
 from app.db.tables import Label
+from app.merchant_snapshots import DatabaseSnapshots
 from features.merchant import LabelSnapshots, MerchantRiskParams, version_name
 from features.windows import DAY_MS, HOUR_MS
 from models.label import FRAUD, GENUINE, LabelRecord
@@ -72,3 +73,16 @@ def test_checkpoints_store_labels_once_and_publish_due_snapshots(engine: Engine)
         assert stored == recount.snapshot_for(day), day
     assert load_snapshot(engine, days[-1] + 1, 7) is None
     assert published_days(engine, 3) == []  # another delay is another series
+
+    # the worker's view: the newest preloaded, older ones loaded when asked, bounded fallback
+    book = DatabaseSnapshots(engine, MerchantRiskParams(delay_days=7, max_staleness_days=2), 50)
+    newest_day = days[-1]
+    for day in (newest_day, days[0]):  # preloaded, then loaded when asked
+        found = book.snapshot_for(day)
+        assert found is not None
+        assert found.day == day
+    stale = book.snapshot_for(newest_day + 2)
+    assert stale is not None
+    assert stale.version == version_name(newest_day, 7)
+    assert book.snapshot_for(newest_day + 3) is None
+    assert book.snapshot_for(days[0] - 1) is None
