@@ -11,7 +11,10 @@ the making: the fault suite lets its partitions move, then wakes it with SIGCONT
 Steps: ``checkpoint.after_changelog``, ``checkpoint.after_outputs``,
 ``checkpoint.after_offsets``, ``checkpoint.after_commit``, ``restore.read``; and in the audit
 sink ``audit.before_commit`` (data files written, catalog not yet swapped) and
-``audit.after_commit`` (swapped, monitoring offsets not yet committed).
+``audit.after_commit`` (swapped, monitoring offsets not yet committed); and in the
+merchant-risk aggregator ``merchant_risk.after_dead_letters`` (dead letters committed, the
+database transaction not begun) and ``merchant_risk.before_db`` (every checkpoint, before its
+database transaction).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ STEPS = frozenset(
         "restore.read",
         "audit.before_commit",
         "audit.after_commit",
+        "merchant_risk.after_dead_letters",
+        "merchant_risk.before_db",
     }
 )
 

@@ -28,9 +28,10 @@ from sqlalchemy.orm import Session
 from app.db.registry import ArtefactRef, Selection, load_registered, read_selection
 from app.model_cache import cached_default_model
 from app.settings import FraudscoreSettings
+from features.merchant import SnapshotBook
 from models.artefact import load_artefact
 from models.errors import ArtefactError
-from models.pipeline import Pipeline
+from models.pipeline import NO_SNAPSHOTS, Pipeline
 from models.policy import Policy
 from models.scorer import Scorer
 
@@ -70,9 +71,15 @@ class _Running:
 
 
 class LivePipeline:
-    def __init__(self, settings: FraudscoreSettings, engine: Engine) -> None:
+    def __init__(
+        self,
+        settings: FraudscoreSettings,
+        engine: Engine,
+        merchants: SnapshotBook = NO_SNAPSHOTS,
+    ) -> None:
         self._settings = settings
         self._engine = engine
+        self._merchants = merchants
         self._configured: Scorer | None = None  # built when first needed
         self._loaded: dict[ArtefactRef, Scorer] = {}
         self._refused: set[ArtefactRef] = set()
@@ -159,6 +166,7 @@ class LivePipeline:
             max_record_bytes=self._settings.max_record_bytes,
             params=self._settings.stream_params,
             shadow=None if shadow is None else self._loaded[shadow],
+            merchants=self._merchants,
         )
         self._loaded = {ref: s for ref, s in self._loaded.items() if ref in (model, shadow)}
         return _Running(model, shadow, pipeline)

@@ -45,8 +45,9 @@ from aiokafka.errors import KafkaError, for_code
 from app.errors import SavepointError
 from app.restore import changelog_batches, open_changelog
 from app.settings import FraudscoreSettings
-from features.card import FEATURE_SCHEMA_VERSION, STATE_VERSION, CardState, encode_state
+from features.card import STATE_VERSION, CardState, encode_state
 from features.errors import StateVersionError
+from features.schema import FEATURE_SCHEMA_VERSION
 from features.state_migration import can_migrate, migrate, oldest_readable_version
 from features.stream import (
     PARTITION_KEY,

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.card import FeatureParams
+from features.merchant import MerchantRiskParams
 from features.stream import StreamParams
 
 
@@ -48,6 +49,11 @@ class FraudscoreSettings(BaseSettings):
     labels_topic: str = Field(
         default="labels",
         description="Late verdicts on transactions (chargebacks, reviews), keyed by card token",
+    )
+    labels_dlq_topic: str = Field(
+        default="labels.dlq",
+        description="Rejected labels: original bytes (card numbers masked) plus reason and source "
+        "headers",
     )
     group_id: str = Field(default="fraudscore", description="Consumer group of the workers")
     service_name: str = Field(
@@ -118,6 +124,34 @@ class FraudscoreSettings(BaseSettings):
         ge=86_400_000 + 3_600_000,
         description="A card with no transaction for this long in event time (behind the "
         "watermark) is removed from state and tombstoned in the changelog",
+    )
+
+    # --- Merchant risk from labels (features.merchant) ----------------------------------------
+    merchant_risk_delay_days: int = Field(
+        default=7,
+        ge=0,
+        le=365,
+        description="The merchant windows end this many days before the start of the scored "
+        "transaction's UTC day (labels of recent transactions are not known yet)",
+    )
+    merchant_risk_max_staleness_days: int = Field(
+        default=2,
+        ge=0,
+        le=30,
+        description="When the snapshot of a transaction's day is not published, a snapshot at "
+        "most this many days older is used (recorded in the decision); older: none",
+    )
+    merchant_risk_label_lateness_ms: int = Field(
+        default=3_600_000,
+        ge=0,
+        lt=86_400_000,
+        description="The aggregator publishes snapshot d once it has seen a label reported this "
+        "long after the start of day d-1 (its cut-off): labels may arrive this much out of order",
+    )
+    merchant_risk_checkpoint_interval_ms: int = Field(
+        default=1000,
+        ge=1,
+        description="Longest time a label read by the aggregator waits for its checkpoint",
     )
 
     # --- Decision policy --------------------------------------------------------------------
@@ -225,6 +259,13 @@ class FraudscoreSettings(BaseSettings):
             features=features,
             allowed_lateness_ms=self.allowed_lateness_ms,
             card_state_ttl_ms=self.card_state_ttl_ms,
+        )
+
+    @property
+    def merchant_params(self) -> MerchantRiskParams:
+        return MerchantRiskParams(
+            delay_days=self.merchant_risk_delay_days,
+            max_staleness_days=self.merchant_risk_max_staleness_days,
         )
 
     def transactional_id(self, worker_id: str) -> str:

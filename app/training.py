@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.report import write_report
+from features.merchant import LabelSnapshots, MerchantRiskParams
 from models.artefact import save_artefact
 from models.policy import Policy
 from models.training import LabelBook, Split, TrainingConfig, TrainingRun, build_features, train
@@ -38,6 +39,7 @@ def train_from_dataset(
     *,
     policy: Policy,
     max_record_bytes: int,
+    merchant_params: MerchantRiskParams,
     version: str | None = None,
     on_progress: Progress | None = None,
 ) -> TrainResult:
@@ -54,12 +56,16 @@ def train_from_dataset(
         if on_progress is not None:
             on_progress("featurizing", done, total)
 
+    labels = read_labels(data)
     table = build_features(
-        read_records(data), max_record_bytes=max_record_bytes, on_progress=featurized
+        read_records(data),
+        max_record_bytes=max_record_bytes,
+        merchants=LabelSnapshots((label.fact() for label in labels), merchant_params),
+        on_progress=featurized,
     )
     if on_progress is not None:
         on_progress("fitting", 0, 1)
-    run = train(table, LabelBook(read_labels(data)), config, version=version, policy=policy)
+    run = train(table, LabelBook(labels), config, version=version, policy=policy)
     directory = runs / version
     facts = _training_facts(data, run, policy, created, time.monotonic() - started)
     save_artefact(directory, run.scorer, facts)

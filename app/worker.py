@@ -29,9 +29,11 @@ from app.checkpoint import Checkpointer, CheckpointError, ClientsBrokenError
 from app.db.engine import create_db_engine
 from app.failpoint import Failpoints
 from app.live_pipeline import LivePipeline, configured_policy, configured_scorer, describe
+from app.merchant_snapshots import DatabaseSnapshots
 from app.partition import PartitionTask
 from app.settings import FraudscoreSettings
-from models.pipeline import Pipeline
+from features.merchant import SnapshotBook
+from models.pipeline import NO_SNAPSHOTS, Pipeline
 from sinks.errors import StateError
 from sinks.kafka import ensure_topics, worker_consumer
 
@@ -258,15 +260,18 @@ def _retry(call: Callable[[], T]) -> T:
             delay = min(delay * 2, 5.0)
 
 
-def build_pipeline(settings: FraudscoreSettings) -> Pipeline:
+def build_pipeline(
+    settings: FraudscoreSettings, merchants: SnapshotBook = NO_SNAPSHOTS
+) -> Pipeline:
     """The scoring pipeline the worker runs when the registry selects nothing: the artefact at
     ``model_path`` if set (refused if made for other features), else the default model,
-    trained in memory at start; the thresholds of the settings."""
+    trained in memory at start; the thresholds of the settings; ``merchants``' snapshots."""
     return Pipeline(
         scorer=configured_scorer(settings),
         policy=configured_policy(settings),
         max_record_bytes=settings.max_record_bytes,
         params=settings.stream_params,
+        merchants=merchants,
     )
 
 
@@ -274,7 +279,9 @@ def serve(settings: FraudscoreSettings) -> None:
     """Run a worker until SIGTERM or SIGINT, then shut down cleanly (final checkpoint).
 
     The model and policy are the registry's active ones, else the configured ones; a newly
-    promoted model or policy is picked up while running (:mod:`app.live_pipeline`).
+    promoted model or policy is picked up while running (:mod:`app.live_pipeline`); merchant
+    snapshots are read from the registry database as they are published
+    (:mod:`app.merchant_snapshots`).
 
     Kafka clients that break beyond repair are started afresh, as a process restart would,
     but without reloading the model; more than ``_MAX_RESTARTS`` such restarts within
@@ -283,7 +290,10 @@ def serve(settings: FraudscoreSettings) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    live = LivePipeline(settings, create_db_engine(settings))
+    engine = create_db_engine(settings)
+    merchants = DatabaseSnapshots(engine, settings.merchant_params, settings.registry_poll_ms)
+    merchants.start()
+    live = LivePipeline(settings, engine, merchants)
     log.info("loaded %s", describe(live.current))
     live.start()
     failpoints = Failpoints(settings.failpoints)
@@ -301,4 +311,5 @@ def serve(settings: FraudscoreSettings) -> None:
                 log.error("%s; starting the Kafka clients afresh", exc)
                 time.sleep(1.0)
     finally:
+        merchants.close()
         live.close()

@@ -3,7 +3,8 @@
 :func:`observe` is the entry point (the worker's hot path and the training path alike,
 through :func:`features.stream.process`): it takes the card's state and a transaction and
 returns the new state and the transaction's feature vector, whose entries are named by
-:data:`FEATURE_NAMES`. For a transaction at event time ``t`` the features look at the card's
+:data:`CARD_FEATURE_NAMES` (the first part of the model's vector,
+:mod:`features.schema`). For a transaction at event time ``t`` the features look at the card's
 transactions that have *arrived* so far (the current one included unless stated) in
 half-open windows ``(t - W, t]``:
 
@@ -91,9 +92,8 @@ from features.windows import (
     Located,
 )
 
-FEATURE_SCHEMA_VERSION = 2
 _WINDOW_NAMES = ("60s", "10m", "1h", "24h", "7d", "30d")
-FEATURE_NAMES: tuple[str, ...] = (
+CARD_FEATURE_NAMES: tuple[str, ...] = (
     "amount",
     *(f"{kind}_{w}" for w in _WINDOW_NAMES for kind in ("txn_count", "amount_sum", "amount_avg")),
     "distinct_merchants_10m",

@@ -1,4 +1,6 @@
-"""The feature vectors of historical transactions, computed as the online worker computes them.
+"""The card feature vectors of historical transactions, computed as the online worker computes
+them (the merchant features join them in :func:`models.pipeline.featurize`, which training
+runs: :mod:`models.training`).
 
 Training must see the very features the worker scores with (no training/serving skew), so
 this runs the worker's own per-transaction step (:func:`features.stream.process`) over a
@@ -23,7 +25,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from features.card import FEATURE_NAMES
+from features.card import CARD_FEATURE_NAMES
 from features.stream import DEFAULT_STREAM_PARAMS, MemoryCardStore, Outcome, StreamParams, process
 from features.transaction import Transaction
 from features.validation import Reason, Rejection, decode_transaction
@@ -73,6 +75,8 @@ def feature_rows(
             rejected = Reason.DUPLICATE_TRANSACTION if outcome.vector is None else None
             row |= {"late": outcome.late, "rejected": rejected}
         vector = None if isinstance(outcome, Rejection) else outcome.vector
-        row |= dict(zip(FEATURE_NAMES, vector or (None,) * len(FEATURE_NAMES), strict=True))
+        row |= dict(
+            zip(CARD_FEATURE_NAMES, vector or (None,) * len(CARD_FEATURE_NAMES), strict=True)
+        )
         rows.append(row)
     return rows

@@ -48,7 +48,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from typing import Annotated, Final, Protocol
+from typing import Annotated, Final, Protocol, TypeVar
 
 import msgspec
 
@@ -59,6 +59,8 @@ from features.transaction import Transaction
 MIN_EVENT_TIME_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z, inclusive
 MAX_EVENT_TIME_MS: Final = 4_102_444_800_000  # 2100-01-01T00:00:00Z, exclusive
 MAX_AMOUNT_MINOR: Final = 10**12
+
+T = TypeVar("T")
 
 
 class Reason(StrEnum):
@@ -109,18 +111,18 @@ class WireRecord(Protocol):
     def lon(self) -> float | None: ...
 
 
-_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 _DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 _Lat = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
 _Lon = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
 
 
 class _Wire(msgspec.Struct, gc=False):
-    transaction_id: _Id
-    card_id: _Id
+    transaction_id: Identifier
+    card_id: Identifier
     amount: str
     currency: str
-    merchant_id: _Id
+    merchant_id: Identifier
     merchant_category: str
     event_time: str | int
     device_id: _DeviceId | None = None
@@ -162,17 +164,23 @@ def decode_transaction(raw: bytes, *, max_bytes: int) -> Transaction | Rejection
 
 def decode_wire(raw: bytes, *, max_bytes: int) -> WireRecord | Rejection:
     """First stage only: size, UTF-8, JSON syntax and the JSON types, lengths and ranges."""
+    return decode_strict(raw, _DECODER, max_bytes=max_bytes)
+
+
+def decode_strict(raw: bytes, decoder: msgspec.json.Decoder[T], *, max_bytes: int) -> T | Rejection:
+    """Size, UTF-8, JSON syntax, then ``decoder``'s types, lengths and ranges; the reasons of
+    steps 1-3 above (an ``event_time`` field's problem is ``invalid_event_time``). Also the
+    labels' first stage (:mod:`models.label`)."""
     if len(raw) > max_bytes:
         return Rejection(Reason.OVERSIZED, f"record is {len(raw)} bytes, over {max_bytes}")
     if not raw.isascii() and not _is_utf8(raw):
         return Rejection(Reason.MALFORMED_JSON, "record is not valid UTF-8")
     try:
-        wire = _DECODER.decode(raw)
+        return decoder.decode(raw)
     except msgspec.ValidationError as exc:
         return _from_validation_error(str(exc))
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         return Rejection(Reason.MALFORMED_JSON, f"record is not JSON: {exc}")
-    return wire
 
 
 def _is_utf8(raw: bytes) -> bool:

@@ -10,7 +10,7 @@ training facts (data range, split, row counts, metrics) written by ``fraudscore 
 
 :func:`load_artefact` refuses, with an :class:`~models.errors.ArtefactError` that says what to
 do, an artefact made for other features (names, order, schema version or hash differ from
-:data:`features.card.FEATURE_NAMES`), a model file that does not match its checksum, or one
+:data:`features.schema.FEATURE_NAMES`), a model file that does not match its checksum, or one
 fitted with another minor version of scikit-learn.
 """
 
@@ -27,7 +27,7 @@ import msgspec
 import skops.io as sio
 from skops.io.exceptions import UntrustedTypesFoundException
 
-from features.card import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
+from features.schema import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from models.errors import ArtefactError
 from models.scorer import Scorer
 

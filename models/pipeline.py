@@ -9,7 +9,9 @@ Per record, in offset order: an invalid record, one keyed by another card and a 
 delivery of a transaction id (:mod:`features.stream`) become dead letters; every other
 transaction advances the partition's watermark, is applied to its card's state and gets a
 decision, flagged ``late`` (and copied to the late topic by the worker) when it is older than
-the watermark minus the allowed lateness.
+the watermark minus the allowed lateness. Its feature vector is the card's features followed
+by its merchant's risk from the snapshot for its event day (:mod:`features.merchant`); the
+decision names that snapshot (``merchant_risk_version``, None when there was none).
 
 The whole batch is scored at once (:meth:`Scorer.score_batch`), then decided record by
 record; the REVIEW and DECLINE decisions get the model's reason codes from one more call
@@ -29,7 +31,9 @@ from functools import lru_cache
 
 import msgspec
 
-from features.card import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, FeatureVector
+from features.card import FeatureVector
+from features.merchant import MemorySnapshots, SnapshotBook, day_of, merchant_vector
+from features.schema import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from features.stream import DEFAULT_STREAM_PARAMS, CardStore, StreamParams, process
 from features.transaction import Transaction
 from features.validation import Reason, Rejection, decode_transaction
@@ -74,6 +78,7 @@ class DecisionRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     policy_version: str
     feature_schema_version: int
     features: dict[str, float]
+    merchant_risk_version: str | None  # the merchant snapshot the features used; None: none
     late: bool  # older than the partition's watermark - allowed lateness (features.stream)
     source: Source
     shadow_score: float | None = None  # the shadow model's score: recorded, never decides
@@ -153,7 +158,19 @@ def _decode(record: SourceRecord, max_bytes: int) -> Transaction | Rejection:
     return decoded
 
 
-Featurized = tuple[SourceRecord, Transaction, FeatureVector, bool]  # ..., late
+NO_SNAPSHOTS = MemorySnapshots()
+
+
+@dataclass(frozen=True, slots=True)
+class Featurized:
+    """An accepted record with its transaction, feature vector, late flag and the merchant
+    snapshot its merchant features came from."""
+
+    record: SourceRecord
+    txn: Transaction
+    vector: FeatureVector
+    late: bool
+    merchant_risk_version: str | None
 
 
 def featurize(
@@ -162,11 +179,14 @@ def featurize(
     *,
     max_record_bytes: int,
     params: StreamParams = DEFAULT_STREAM_PARAMS,
+    merchants: SnapshotBook = NO_SNAPSHOTS,
 ) -> tuple[list[Featurized], list[DeadLetter]]:
     """Decode and apply each record in order: the worker's feature step, also training's.
 
-    Returns the accepted records with their transaction, feature vector and late flag, and
-    the rejected ones (invalid, keyed by another card, duplicate deliveries) as dead letters.
+    Returns the accepted records with their transaction, feature vector (card, then merchant
+    features from ``merchants``' snapshot for the event day), late flag and snapshot version,
+    and the rejected ones (invalid, keyed by another card, duplicate deliveries) as dead
+    letters.
     """
     accepted: list[Featurized] = []
     dead_letters: list[DeadLetter] = []
@@ -179,30 +199,40 @@ def featurize(
         if outcome.vector is None:
             dead_letters.append(DeadLetter(record, _DUPLICATE))
             continue
-        accepted.append((record, decoded, outcome.vector, outcome.late))
+        snapshot = merchants.snapshot_for(day_of(decoded.event_time_ms))
+        if snapshot is None:
+            vector, version = (*outcome.vector, *merchant_vector(None)), None
+        else:
+            counts = snapshot.counts.get(decoded.merchant_id)
+            vector, version = (*outcome.vector, *merchant_vector(counts)), snapshot.version
+        accepted.append(Featurized(record, decoded, vector, outcome.late, version))
     return accepted, dead_letters
 
 
 @dataclass(frozen=True, slots=True)
 class Pipeline:
     """``scorer`` and ``policy`` decide; ``shadow``, if any, is scored on the same feature
-    vectors and recorded beside the live score without affecting the decision."""
+    vectors and recorded beside the live score without affecting the decision; ``merchants``
+    gives the merchant snapshots."""
 
     scorer: Scorer
     policy: Policy
     max_record_bytes: int
     params: StreamParams = DEFAULT_STREAM_PARAMS
     shadow: Scorer | None = None
+    merchants: SnapshotBook = NO_SNAPSHOTS
 
     def run(self, records: Sequence[SourceRecord], store: CardStore) -> BatchResult:
         """Process one batch of one partition, in offset order, against ``store``."""
         accepted, dead_letters = featurize(
-            records, store, max_record_bytes=self.max_record_bytes, params=self.params
+            records,
+            store,
+            max_record_bytes=self.max_record_bytes,
+            params=self.params,
+            merchants=self.merchants,
         )
-        result = BatchResult(
-            dead_letters=dead_letters, late=[record for record, _, _, late in accepted if late]
-        )
-        vectors = [vector for _, _, vector, _ in accepted]
+        result = BatchResult(dead_letters=dead_letters, late=[f.record for f in accepted if f.late])
+        vectors = [f.vector for f in accepted]
         scores = self.scorer.score_batch(vectors)
         shadow_scores = None if self.shadow is None else self.shadow.score_batch(vectors)
         result.decisions.extend(self._decisions(accepted, scores, shadow_scores))
@@ -215,14 +245,15 @@ class Pipeline:
         shadow_scores: Sequence[float] | None = None,
     ) -> Iterator[tuple[bytes, DecisionRecord]]:
         policy = self.policy
-        vectors = [vector for _, _, vector, _ in accepted]
+        vectors = [f.vector for f in accepted]
         shadow_version = None if self.shadow is None else self.shadow.version
         shadows: Sequence[float | None] = shadow_scores or [None] * len(accepted)
         decisions = [decide(s, v, policy) for s, v in zip(scores, vectors, strict=True)]
         reasons = self._reasons(vectors, decisions)
-        for (record, txn, vector, late), score, decision, why, shadow_score in zip(
+        for featurized, score, decision, why, shadow_score in zip(
             accepted, scores, decisions, reasons, shadows, strict=True
         ):
+            record, txn = featurized.record, featurized.txn
             yield (
                 txn.card_id.encode(),
                 DecisionRecord(
@@ -238,8 +269,9 @@ class Pipeline:
                     model_version=self.scorer.version,
                     policy_version=policy.version,
                     feature_schema_version=FEATURE_SCHEMA_VERSION,
-                    features=dict(zip(FEATURE_NAMES, vector, strict=False)),  # decide() checked len
-                    late=late,
+                    features=dict(zip(FEATURE_NAMES, featurized.vector, strict=False)),  # checked
+                    merchant_risk_version=featurized.merchant_risk_version,
+                    late=featurized.late,
                     source=Source(record.topic, record.partition, record.offset),
                     shadow_score=shadow_score,
                     shadow_model_version=shadow_version,

@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from features.card import FEATURE_NAMES, FeatureVector
+from features.card import FeatureVector
+from features.merchant import MERCHANT_FEATURE_NAMES
+from features.schema import FEATURE_NAMES
 
 SCORE_ABOVE_DECLINE_THRESHOLD = "SCORE_ABOVE_DECLINE_THRESHOLD"
 SCORE_ABOVE_REVIEW_THRESHOLD = "SCORE_ABOVE_REVIEW_THRESHOLD"
@@ -86,6 +88,10 @@ REASON_TEXT: Final[dict[str, str]] = {
         "the model: how fast the card would have travelled from its previous location"
     ),
     "MODEL_LOCAL_TIME": "the model: the local time of day and day of the week",
+    "MODEL_MERCHANT_RISK": (
+        "the model: the merchant's labelled transactions and their fraud share over 1, 7 and "
+        "30 days, counted up to a delay before this day (chargebacks and verdicts)"
+    ),
 }
 
 MODEL_REASON_OF_FEATURE: Final[dict[str, str]] = {
@@ -108,6 +114,7 @@ MODEL_REASON_OF_FEATURE: Final[dict[str, str]] = {
     "local_hour": "MODEL_LOCAL_TIME",
     "local_weekend": "MODEL_LOCAL_TIME",
     "local_night": "MODEL_LOCAL_TIME",
+    **dict.fromkeys(MERCHANT_FEATURE_NAMES, "MODEL_MERCHANT_RISK"),
 }
 _REASON_ORDER = {code: rank for rank, code in enumerate(REASON_TEXT)}
 

@@ -5,6 +5,12 @@
 with an in-memory card store. A row's features are therefore what the worker computed when
 that transaction arrived: point-in-time correct by construction, nothing from the future.
 
+**Merchant features.** The labels also give the merchant-risk features
+(:mod:`features.merchant`): each row gets its merchant's counts from the snapshot of its
+event day computed from the dataset's labels (:class:`~features.merchant.LabelSnapshots`),
+by the function the aggregator publishes the online snapshots with; a snapshot holds only
+labels reported before the day before the row's, so nothing from after the row is used.
+
 **Labels.** A transaction is fraud for training if the latest label for it reported by the
 cut-off says fraud (:class:`LabelBook`); a transaction with no label by then counts as
 genuine, as it does for a fraud team that learns of fraud only from chargebacks.
@@ -39,12 +45,13 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
 
-from features.card import FEATURE_NAMES
+from features.merchant import SnapshotBook
+from features.schema import FEATURE_NAMES
 from features.stream import DEFAULT_STREAM_PARAMS, MemoryCardStore, StreamParams
 from models.errors import TrainingError
 from models.evaluation import DAY_MS, Metrics, card_precision_bound, evaluate
 from models.label import FRAUD, LabelRecord
-from models.pipeline import SourceRecord, featurize
+from models.pipeline import NO_SNAPSHOTS, SourceRecord, featurize
 from models.policy import Policy, decide, velocity_rule
 from models.scorer import Scorer
 
@@ -68,24 +75,27 @@ def build_features(
     *,
     max_record_bytes: int,
     params: StreamParams = DEFAULT_STREAM_PARAMS,
+    merchants: SnapshotBook = NO_SNAPSHOTS,
     on_progress: Callable[[int], None] | None = None,
 ) -> FeatureTable:
-    """The feature vector of every record as the worker computes it, in arrival order."""
+    """The feature vector of every record as the worker computes it, in arrival order, with
+    the merchant snapshots of ``merchants`` (:class:`features.merchant.LabelSnapshots` over
+    the labels: each day's as the aggregator publishes it from the same labels)."""
     store = MemoryCardStore()
     parts: list[FeatureTable] = []
     for chunk in _chunks(iter(records)):
         accepted, rejected = featurize(
-            chunk, store, max_record_bytes=max_record_bytes, params=params
+            chunk, store, max_record_bytes=max_record_bytes, params=params, merchants=merchants
         )
         parts.append(
             FeatureTable(
-                x=np.asarray([v for _, _, v, _ in accepted], dtype=np.float64).reshape(
+                x=np.asarray([f.vector for f in accepted], dtype=np.float64).reshape(
                     len(accepted), len(FEATURE_NAMES)
                 ),
-                offsets=np.asarray([r.offset for r, _, _, _ in accepted], dtype=np.int64),
-                event_time_ms=np.asarray([t.event_time_ms for _, t, _, _ in accepted], np.int64),
-                cards=np.asarray([t.card_id for _, t, _, _ in accepted], dtype=object),
-                transaction_ids=np.asarray([t.transaction_id for _, t, _, _ in accepted], object),
+                offsets=np.asarray([f.record.offset for f in accepted], dtype=np.int64),
+                event_time_ms=np.asarray([f.txn.event_time_ms for f in accepted], np.int64),
+                cards=np.asarray([f.txn.card_id for f in accepted], dtype=object),
+                transaction_ids=np.asarray([f.txn.transaction_id for f in accepted], object),
                 rejected=len(rejected),
             )
         )

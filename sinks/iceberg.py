@@ -68,8 +68,8 @@ from pyiceberg.types import (
 from pyiceberg.utils.datetime import datetime_to_millis
 from sqlalchemy.exc import IntegrityError
 
-from features.card import FEATURE_NAMES
 from features.currency import MINOR_UNIT_EXPONENTS
+from features.schema import FEATURE_NAMES
 from models.pipeline import DecisionRecord, Source, format_event_time
 from sinks.errors import AuditError
 
@@ -83,6 +83,7 @@ AMOUNT_TYPE: Final = DecimalType(18, 4)  # ISO 4217 exponents go up to 4; amount
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _METADATA_ATTEMPTS: Final = 5  # a metadata change or compaction that keeps losing races gives up
 _SORT: Final = [("card_id", "ascending"), ("event_time", "ascending")]
+_MERCHANT_RISK_DOC: Final = "the merchant snapshot the merchant features came from (null: none)"
 
 
 # --- The table --------------------------------------------------------------------------
@@ -114,6 +115,7 @@ def audit_schema(feature_names: Sequence[str] = FEATURE_NAMES) -> Schema:
         col("policy_version", StringType(), "decision policy"),
         col("feature_schema_version", IntegerType(), "version of the feature definitions"),
         col("features", features, "the feature vector, by name (null: not computed)"),
+        col("merchant_risk_version", StringType(), _MERCHANT_RISK_DOC, required=False),
         col("late", BooleanType(), "older than its partition's watermark minus allowed lateness"),
         col("source_topic", StringType(), "input topic of the transaction"),
         col("source_partition", IntegerType(), "input partition"),
@@ -166,6 +168,7 @@ def open_table(catalog: Catalog, identifier: str, properties: Mapping[str, str])
     )
     audit = AuditTable(table)
     audit.ensure_properties(wanted)
+    audit.ensure_merchant_risk_column()
     return audit
 
 
@@ -229,6 +232,7 @@ def _columns(
         "policy_version": [r.policy_version for r in records],
         "feature_schema_version": [r.feature_schema_version for r in records],
         "features": [r.features for r in records],
+        "merchant_risk_version": [r.merchant_risk_version for r in records],
         "late": [r.late for r in records],
         "source_topic": [r.source.topic for r in records],
         "source_partition": [r.source.partition for r in records],
@@ -282,6 +286,7 @@ def row_of(values: Mapping[str, Any]) -> AuditRow:
         policy_version=values["policy_version"],
         feature_schema_version=values["feature_schema_version"],
         features={k: v for k, v in values["features"].items() if v is not None},
+        merchant_risk_version=values.get("merchant_risk_version"),
         late=values["late"],
         source=Source(values["source_topic"], values["source_partition"], values["source_offset"]),
         shadow_score=values["shadow_score"],
@@ -540,6 +545,18 @@ class AuditTable:
         if orphans:
             log.info("removed %d orphan files of %s", len(orphans), self.table.name())
         return orphans
+
+    def ensure_merchant_risk_column(self) -> None:
+        """Schema evolution: a table made before decisions named their merchant snapshot gets
+        the optional column (its older rows read null)."""
+
+        def change(table: Table) -> None:
+            if "merchant_risk_version" not in {f.name for f in table.schema().fields}:
+                log.info("adding column merchant_risk_version to %s", table.name())
+                with table.update_schema() as update:
+                    update.add_column("merchant_risk_version", StringType(), _MERCHANT_RISK_DOC)
+
+        self._change_metadata(change)
 
     def _add_features(self, decisions: Sequence[CommittedDecision]) -> None:
         """Schema evolution: a feature the table does not know becomes an optional column."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from confluent_kafka import Consumer, Producer
+from confluent_kafka import TopicPartition as ConfluentPartition
 
 from features.pan import mask_pans
 from sinks.errors import TopicError
@@ -38,7 +40,11 @@ CHANGELOG_CONFIG = {
 
 Headers = list[tuple[str, str | bytes | None]]
 PROCESSED_AT_HEADER = "fraudscore.processed_at_ms"  # on decisions: when the worker decided
+SOURCE_TOPIC_HEADER = "fraudscore.source.topic"
+SOURCE_PARTITION_HEADER = "fraudscore.source.partition"
+SOURCE_OFFSET_HEADER = "fraudscore.source.offset"
 _DESCRIBE_ATTEMPTS = 50
+_METADATA_TIMEOUT_S = 30.0
 
 
 def client_options(settings: FraudscoreSettings) -> dict[str, Any]:
@@ -53,6 +59,7 @@ def _wanted_topics(settings: FraudscoreSettings) -> list[NewTopic]:
         NewTopic(settings.decisions_topic, n, 1),
         NewTopic(settings.dlq_topic, 1, 1),
         NewTopic(settings.labels_topic, n, 1),
+        NewTopic(settings.labels_dlq_topic, 1, 1),  # one partition: see app/merchant_risk.py
         NewTopic(settings.late_topic, n, 1),
         NewTopic(settings.changelog_topic, n, 1, topic_configs=CHANGELOG_CONFIG),
     ]
@@ -113,9 +120,9 @@ async def topic_partitions(settings: FraudscoreSettings, *topics: str) -> list[T
 def source_headers(record: SourceRecord) -> Headers:
     """Where an input record came from: the headers of its copies (dead letters, late)."""
     return [
-        ("fraudscore.source.topic", record.topic.encode()),
-        ("fraudscore.source.partition", str(record.partition).encode()),
-        ("fraudscore.source.offset", str(record.offset).encode()),
+        (SOURCE_TOPIC_HEADER, record.topic.encode()),
+        (SOURCE_PARTITION_HEADER, str(record.partition).encode()),
+        (SOURCE_OFFSET_HEADER, str(record.offset).encode()),
     ]
 
 
@@ -189,6 +196,67 @@ def checkpoint_producer(settings: FraudscoreSettings, transactional_id: str) -> 
             "queue.buffering.max.messages": 1_000_000,
         }
     )
+
+
+def aggregator_consumer(settings: FraudscoreSettings) -> Consumer:
+    """The merchant-risk aggregator's reader of the labels topic: ``read_committed``, assigned
+    partitions, positioned by the registry database (its group is never committed to)."""
+    return Consumer(
+        {
+            **_confluent_options(settings),
+            "group.id": f"{settings.service_name}.merchant-risk",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+        }
+    )
+
+
+def aggregator_producer(settings: FraudscoreSettings) -> Producer:
+    """The merchant-risk aggregator's transactional producer of dead letters (one aggregator
+    per labels topic: a second one's ``init_transactions`` fences the first)."""
+    return Producer(
+        {
+            **_confluent_options(settings),
+            "transactional.id": f"{settings.service_name}.{settings.labels_topic}.merchant-risk",
+            "transaction.timeout.ms": settings.transaction_timeout_ms,
+            "enable.idempotence": True,
+            "acks": "all",
+        }
+    )
+
+
+def dead_lettered_offsets(settings: FraudscoreSettings, source_topic: str) -> dict[int, int]:
+    """The highest source offset of ``source_topic`` per partition among the committed
+    records of the labels dead-letter topic (``read_committed``: up to its last stable
+    offset)."""
+    topic = settings.labels_dlq_topic
+    reader = committed_reader(settings)
+    highest: dict[int, int] = {}
+    try:
+        metadata = reader.list_topics(topic, timeout=_METADATA_TIMEOUT_S)
+        for p in metadata.topics[topic].partitions:
+            tp = ConfluentPartition(topic, p)
+            low, end = reader.get_watermark_offsets(tp, timeout=_METADATA_TIMEOUT_S)
+            if end <= low:
+                continue
+            reader.assign([ConfluentPartition(topic, p, low)])
+            deadline = time.monotonic() + _METADATA_TIMEOUT_S
+            while reader.position([tp])[0].offset < end:
+                if time.monotonic() > deadline:
+                    raise TopicError(f"{topic} could not be read to its end {end} in time")
+                for message in reader.consume(1000, 0.2):
+                    deadline = time.monotonic() + _METADATA_TIMEOUT_S
+                    headers = dict(message.headers() or [])
+                    if headers.get(SOURCE_TOPIC_HEADER) != source_topic.encode():
+                        continue
+                    source = int(headers[SOURCE_PARTITION_HEADER] or b"-1")
+                    offset = int(headers[SOURCE_OFFSET_HEADER] or b"-1")
+                    highest[source] = max(highest.get(source, -1), offset)
+    finally:
+        reader.close()
+    return highest
 
 
 def committed_reader(settings: FraudscoreSettings) -> Consumer:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from features import card, stream
+from features.schema import FEATURE_SCHEMA_VERSION
 from features.transaction import Transaction
 from features.validation import Rejection, decode_transaction
 from models.synthetic import encode_record, generate
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     txns = transactions(args.events, args.cards, args.seed, args.events_per_second)
     variants: dict[str, Replay] = {
-        f"v{card.FEATURE_SCHEMA_VERSION} ({len(card.FEATURE_NAMES)} features)": card_updates,
+        f"v{FEATURE_SCHEMA_VERSION} ({len(card.CARD_FEATURE_NAMES)} card features)": card_updates,
     }
     if args.stream:
         variants["stream step"] = stream_steps

@@ -48,16 +48,17 @@ from sklearn.frozen import FrozenEstimator
 
 from app.bench._common import host_info
 from app.bench.features import transactions
-from features.card import FEATURE_NAMES, CardState, FeatureVector, observe
-from features.transaction import Transaction
+from features.card import CardState, FeatureVector, observe
+from features.merchant import NO_RISK
+from features.schema import FEATURE_NAMES
 from models.default import featurize, train_default_model
-from models.pipeline import Pipeline, SourceRecord, encode_decision
+from models.pipeline import Featurized, Pipeline, SourceRecord, encode_decision
 from models.policy import Policy, decide
 from models.scorer import Scorer
 from models.synthetic import DEFAULT_CARDS, generate
 
 BATCH_SIZES = (1, 10, 100, 1000)
-Accepted = list[tuple[SourceRecord, Transaction, FeatureVector]]
+Accepted = list[Featurized]
 STEPS = {
     "a": "(a) predict_proba per row",
     "b": "(b) predict_proba per batch",
@@ -77,7 +78,7 @@ def traffic(events: int, seed: int) -> Accepted:
         state, vector = observe(states.get(txn.card_id), txn)
         states[txn.card_id] = state
         record = SourceRecord("transactions", 0, offset, txn.card_id.encode(), b"")
-        accepted.append((record, txn, vector))
+        accepted.append(Featurized(record, txn, (*vector, *NO_RISK), False, None))
     return accepted
 
 
@@ -118,7 +119,7 @@ def workloads(
 ) -> dict[str, tuple[Callable[[], object], int]]:
     """Per step, (one pass over the traffic in batches of ``size``, transactions in it)."""
     model, scorer = pipeline.scorer.model, pipeline.scorer
-    vectors = [vector for _, _, vector in accepted]
+    vectors = [f.vector for f in accepted]
     scores = scorer.score_batch(vectors)  # the same bits in any batch (checked)
     parts = batches(accepted, size)
     scored = list(zip(parts, batches(scores, size), strict=True))
@@ -127,7 +128,7 @@ def workloads(
 
     def policy_and_reasons() -> None:
         for part, part_scores in scored:
-            part_vectors = [vector for _, _, vector in part]
+            part_vectors = [f.vector for f in part]
             decisions = [
                 decide(s, v, pipeline.policy)
                 for s, v in zip(part_scores, part_vectors, strict=True)
@@ -157,7 +158,7 @@ def measure(
     pipeline: Pipeline, accepted: Accepted, sklearn_events: int, repeats: int
 ) -> dict[tuple[str, int], list[float]]:
     """(step, batch size) → µs per transaction of each repeat, interleaved."""
-    rows = [np.asarray([vector]) for _, _, vector in accepted[:sklearn_events]]
+    rows = [np.asarray([f.vector]) for f in accepted[:sklearn_events]]
     model = pipeline.scorer.model
     per_size = {size: workloads(pipeline, accepted, sklearn_events, size) for size in BATCH_SIZES}
     runs: dict[tuple[str, int], list[float]] = {}
@@ -209,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     scorer = train_default_model() if args.model == "default" else hist_model(args.seed)
     pipeline = Pipeline(scorer=scorer, policy=Policy(), max_record_bytes=8192)
     accepted = traffic(args.events, args.seed)
-    vectors = [vector for _, _, vector in accepted]
+    vectors = [f.vector for f in accepted]
     agreement = check_scores(scorer, vectors)
     flagged = sum(
         decide(s, v, pipeline.policy).reasons != ()

@@ -8,6 +8,7 @@ from app.cli import audit, db, kafka, model, policy, savepoint
 from app.cli.demo import demo
 from app.cli.generate import generate
 from app.cli.loadgen import loadgen
+from app.cli.merchant_risk import merchant_risk
 from app.cli.train import train
 from app.cli.worker import worker
 
@@ -39,6 +40,7 @@ app.add_typer(policy.app, name="policy", help="The decision policy: thresholds a
 
 app.command()(worker)
 app.command(name="audit-sink")(audit.audit_sink)
+app.command(name="merchant-risk")(merchant_risk)
 app.command()(demo)
 app.command()(loadgen)
 app.command()(generate)

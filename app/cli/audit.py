@@ -182,6 +182,7 @@ def _row_table(row: AuditRow) -> Table:
         ("model", d.model_version),
         ("policy", d.policy_version),
         ("shadow score", shadow),
+        ("merchant snapshot", d.merchant_risk_version or "-"),
         ("input record", f"{d.source.topic}/{d.source.partition}@{d.source.offset}"),
         ("decision record", f"{committed.topic}/{committed.partition}@{committed.offset}"),
         ("decided at", "-" if committed.decided_at is None else committed.decided_at.isoformat()),

@@ -74,6 +74,7 @@ def train(
             config,
             policy=policy,
             max_record_bytes=settings.max_record_bytes,
+            merchant_params=settings.merchant_params,
             version=version,
             on_progress=report,
         )

@@ -8,7 +8,13 @@ migrations produce exactly these tables on SQLite and on PostgreSQL.
 - ``model_promotions``: every promotion, newest last; ``rollback`` undoes the newest one that
   is not rolled back yet, so the promotions not rolled back form a stack;
 - ``decision_policies``: versioned thresholds and hard rules, exactly one of them active;
-- ``labels``: late verdicts (chargebacks, reviews) on transactions, as received;
+- ``labels``: late verdicts (chargebacks, reviews) on transactions, as received from the labels
+  topic by ``fraudscore merchant-risk``; one row per (transaction, label, report time), so a
+  label delivered or read twice is stored once;
+- ``label_positions``: how far into each labels partition the rows above (and the snapshots
+  below) go: the aggregator's committed position, written in the same database transaction;
+- ``merchant_risk_snapshots`` and ``merchant_risk``: the published daily merchant snapshots
+  (:mod:`features.merchant`) and their per-merchant counts; immutable once written;
 - ``admin_actions``: who changed which model or policy, when: the audit log of the registry.
 
 At most one model is ``active``, at most one is ``shadow`` and at most one policy is active:
@@ -25,6 +31,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Dialect,
     Double,
@@ -34,6 +41,7 @@ from sqlalchemy import (
     MetaData,
     String,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -179,9 +187,55 @@ class Label(Base):
     card_id: Mapped[str] = mapped_column(String(NAME), index=True)
     merchant_id: Mapped[str] = mapped_column(String(NAME))
     label: Mapped[str] = mapped_column(String(16))  # "fraud" or "genuine"
-    event_time: Mapped[datetime]  # of the transaction
+    event_time: Mapped[datetime] = mapped_column(index=True)  # of the transaction
     reported_at: Mapped[datetime]
     received_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("transaction_id", "label", "reported_at", name="uq_labels_transaction_id"),
+    )
+
+
+class LabelPosition(Base):
+    """The next offset of a labels partition not yet in ``labels``."""
+
+    __tablename__ = "label_positions"
+
+    topic: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    partition: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    next_offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class MerchantRiskSnapshot(Base):
+    """One published daily snapshot of merchant risk: what scoring on ``day`` uses."""
+
+    __tablename__ = "merchant_risk_snapshots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(String(NAME), unique=True)  # 2026-01-08/d7
+    day: Mapped[int] = mapped_column(index=True)  # UTC days since the epoch
+    delay_days: Mapped[int]
+    labels_reported_before: Mapped[datetime]
+    window_end: Mapped[datetime]
+    merchants: Mapped[int]
+    created_at: Mapped[datetime]
+
+
+class MerchantRisk(Base):
+    """One merchant's counts in one snapshot (merchants without labels have no row)."""
+
+    __tablename__ = "merchant_risk"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        ForeignKey("merchant_risk_snapshots.id"), primary_key=True
+    )
+    merchant_id: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    labelled_1d: Mapped[int]
+    fraud_1d: Mapped[int]
+    labelled_7d: Mapped[int]
+    fraud_7d: Mapped[int]
+    labelled_30d: Mapped[int]
+    fraud_30d: Mapped[int]
 
 
 class AdminAction(Base):

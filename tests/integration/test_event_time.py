@@ -18,7 +18,7 @@ import msgspec
 import pytest
 
 from app.settings import FraudscoreSettings
-from features.card import FEATURE_NAMES
+from features.card import CARD_FEATURE_NAMES
 from features.offline import replay_records
 from features.stream import PARTITION_KEY, Outcome
 from sinks.kafka import ensure_topics
@@ -131,7 +131,7 @@ def _assert_offline_features(
             if outcome.vector is None:
                 continue
             decided = msgspec.json.decode(decisions[record["transaction_id"]])
-            assert tuple(decided["features"][name] for name in FEATURE_NAMES) == outcome.vector
+            assert tuple(decided["features"][name] for name in CARD_FEATURE_NAMES) == outcome.vector
             assert decided["late"] == outcome.late
             compared += 1
     assert compared == COUNT

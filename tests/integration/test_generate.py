@@ -19,9 +19,7 @@ pytestmark = pytest.mark.integration
 async def test_generated_records_reach_the_input_and_labels_topics(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
-    settings = isolated_settings(
-        kafka_bootstrap, unique, tmp_path / "var", labels_topic=f"labels-{unique}"
-    )
+    settings = isolated_settings(kafka_bootstrap, unique, tmp_path / "var")
     spec = DatasetSpec(cards=200, days=4, seed=3, fraud_rate=0.05, per_card_daily=1.5)
     result = await generate_dataset(settings, spec, tmp_path / "data", kafka=True)
     assert result.topics == (settings.input_topic, settings.labels_topic)

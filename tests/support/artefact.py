@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from features.card import FEATURE_NAMES
+from features.schema import FEATURE_NAMES
 from models.artefact import save_artefact
 from models.default import TRAINING_CARDS, TRAINING_EVENTS_PER_SECOND, featurize
 from models.scorer import Scorer

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
-from features.card import FEATURE_NAMES, NO_PREVIOUS_S, FeatureParams
+from features.card import CARD_FEATURE_NAMES, NO_PREVIOUS_S, FeatureParams
 from features.geo import haversine_km
 from features.stream import StreamParams
 from features.transaction import Transaction
@@ -67,7 +67,7 @@ _APPROXIMATE = {"amount_zscore", "speed_kmh"}  # float math in another order: 1e
 
 def check(vector: tuple[float, ...], expected: dict[str, float], where: str) -> None:
     """The feature vector is the oracle's: exactly, but for two float computations."""
-    got = dict(zip(FEATURE_NAMES, vector, strict=True))
+    got = dict(zip(CARD_FEATURE_NAMES, vector, strict=True))
     assert set(got) == set(expected)
     for name, value in expected.items():
         if name in _APPROXIMATE:

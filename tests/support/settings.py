@@ -19,6 +19,8 @@ def isolated_settings(
         dlq_topic=f"tx-{unique}.dlq",
         late_topic=f"tx-{unique}.late",
         changelog_topic=f"state-{unique}.changelog",
+        labels_topic=f"labels-{unique}",
+        labels_dlq_topic=f"labels-{unique}.dlq",
         group_id=f"fraudscore-{unique}",
         audit_group_id=f"fraudscore-audit-{unique}",
         var_dir=var_dir,

@@ -31,6 +31,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
         ["savepoint", "create"],
         ["savepoint", "show"],
         ["audit-sink"],
+        ["merchant-risk"],
         ["audit"],
         ["audit", "show"],
         ["audit", "maintain"],

@@ -19,7 +19,16 @@ from app.db.tables import AdminAction, Base, ModelStatus, ModelVersion
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"model_versions", "model_promotions", "decision_policies", "labels", "admin_actions"}
+TABLES = {
+    "model_versions",
+    "model_promotions",
+    "decision_policies",
+    "labels",
+    "label_positions",
+    "merchant_risk_snapshots",
+    "merchant_risk",
+    "admin_actions",
+}
 
 
 def _differences(engine: Engine) -> list[object]:

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.card import (
+    CARD_FEATURE_NAMES,
     DEFAULT_PARAMS,
-    FEATURE_NAMES,
     NO_PREVIOUS_S,
     CardState,
     FeatureParams,
@@ -127,7 +127,7 @@ def test_bucketed_windows_stay_within_the_documented_bound(steps: list[Step]) ->
     stream = stream_of(steps)
     for i, (txn, vector) in enumerate(zip(stream, _run(stream), strict=True)):
         arrived = [e for e in stream[: i + 1] if e.card_id == txn.card_id]
-        got = dict(zip(FEATURE_NAMES, vector, strict=True))
+        got = dict(zip(CARD_FEATURE_NAMES, vector, strict=True))
         t = txn.event_time_ms
         for w, span in BUCKETED.items():
             inner, outer = totals(arrived, t - span + HOUR, t), totals(arrived, t - span, t)
@@ -154,7 +154,7 @@ def test_replay_is_deterministic_and_states_survive_encoding(steps: list[Step]) 
 
 def test_window_edges_are_half_open() -> None:
     steps: list[Step] = [(0, 0, 0, 100, 1, 2, None, None, 0), (MIN, 0, 0, 100, 2, 2, None, None, 0)]
-    second = dict(zip(FEATURE_NAMES, _run(stream_of(steps))[1], strict=True))
+    second = dict(zip(CARD_FEATURE_NAMES, _run(stream_of(steps))[1], strict=True))
     assert second["txn_count_60s"] == 1.0  # (t - 60 s, t]: the first one is out
     assert second["distinct_merchants_10m"] == 2.0
 
@@ -167,7 +167,7 @@ def test_bucketed_window_misses_at_most_its_first_partial_hour() -> None:
         txn_of(1, T0 + late, base),
         txn_of(2, T0 + 7 * DAY + 30 * MIN, base),  # t - 7 d = T0 + 30 min, rounded up to T0 + 1 h
     ]
-    got = dict(zip(FEATURE_NAMES, _run(stream)[2], strict=True))
+    got = dict(zip(CARD_FEATURE_NAMES, _run(stream)[2], strict=True))
     assert got["txn_count_7d"] == 1.0  # the true window also holds the one at T0 + 50 min
     assert got["txn_count_30d"] == 3.0
 
@@ -175,7 +175,7 @@ def test_bucketed_window_misses_at_most_its_first_partial_hour() -> None:
 def test_event_after_the_current_one_in_time_is_not_counted() -> None:
     base: Step = (0, 0, 0, 100, 1, 2, None, None, 0)
     stream = [txn_of(0, T0 + 3_000, base), txn_of(1, T0, (0, 0, 0, 250, 2, 2, None, None, 0))]
-    got = dict(zip(FEATURE_NAMES, _run(stream)[1], strict=True))
+    got = dict(zip(CARD_FEATURE_NAMES, _run(stream)[1], strict=True))
     assert (got["txn_count_60s"], got["amount_sum_60s"], got["txn_count_30d"]) == (1.0, 2.5, 1.0)
     assert got["seconds_since_prev"] == NO_PREVIOUS_S  # the earlier arrival happened later
     assert got["new_merchant"] == 1.0
@@ -183,7 +183,7 @@ def test_event_after_the_current_one_in_time_is_not_counted() -> None:
 
 def test_a_first_transaction() -> None:
     step: Step = (0, 0, 0, 1234, 1, 2, 1, 0, 60)  # Paris, UTC+1
-    got = dict(zip(FEATURE_NAMES, _run([txn_of(0, T0 + 5 * HOUR, step)])[0], strict=True))
+    got = dict(zip(CARD_FEATURE_NAMES, _run([txn_of(0, T0 + 5 * HOUR, step)])[0], strict=True))
     assert got["seconds_since_prev"] == NO_PREVIOUS_S == 2_592_000.0
     assert (got["amount_ratio_30d"], got["amount_zscore"], got["speed_kmh"]) == (1.0, 0.0, 0.0)
     assert (got["new_device"], got["new_merchant"], got["new_mcc"]) == (1.0, 1.0, 1.0)
@@ -194,7 +194,7 @@ def test_impossible_travel_shows_as_speed() -> None:
     paris: Step = (0, 0, 0, 100, 1, 2, None, 0, 60)
     new_york: Step = (0, 0, 0, 100, 2, 2, None, 2, -300)
     stream = [txn_of(0, T0, paris), txn_of(1, T0 + HOUR, new_york)]
-    speed = dict(zip(FEATURE_NAMES, _run(stream)[1], strict=True))["speed_kmh"]
+    speed = dict(zip(CARD_FEATURE_NAMES, _run(stream)[1], strict=True))["speed_kmh"]
     assert 5_800 < speed < 5_900  # ~5,837 km in one hour
 
 
@@ -220,7 +220,7 @@ def test_remembered_values_over_the_cap_drop_the_least_recent() -> None:
         step: Step = (0, 0, 0, 100, merchant, 2, None, None, 0)
         state, vector = observe(state, txn_of(i, T0 + i * MIN, step), params)
     assert state is not None
-    assert dict(zip(FEATURE_NAMES, vector, strict=True))["new_merchant"] == 1.0  # m1 forgotten
+    assert dict(zip(CARD_FEATURE_NAMES, vector, strict=True))["new_merchant"] == 1.0  # m1 forgotten
     assert set(state.seen_merchants) == {"m3", "m1"}
 
 
@@ -229,7 +229,7 @@ def test_events_older_than_the_horizon_are_scored_but_change_nothing_but_the_ids
     state, _ = observe(None, txn_of(0, T0 + DAY + 10 * MIN, base))
     before = encode_state(state)
     state, vector = observe(state, txn_of(1, T0, (0, 0, 0, 250, 2, 2, 1, 0, 0)))
-    got = dict(zip(FEATURE_NAMES, vector, strict=True))
+    got = dict(zip(CARD_FEATURE_NAMES, vector, strict=True))
     assert (got["txn_count_60s"], got["txn_count_30d"]) == (0.0, 0.0)  # itself not included
     assert (got["new_merchant"], got["new_device"]) == (1.0, 1.0)
     assert (state.ids, state.id_marks) == (["t0", "t1"], [T0 + DAY + 10 * MIN] * 2)
@@ -244,7 +244,7 @@ def test_values_are_forgotten_30_days_and_the_bound_behind_the_newest_even_when_
     state, _ = observe(state, txn_of(2, day_30 + HOUR + OOO + MIN, no_device))
     assert "d1" in state.seen_devices  # past 30 days + the bound, but not swept out yet
     _, vector = observe(state, txn_of(3, T0 + 2 * HOUR, (0, 0, 0, 100, 1, 2, 1, None, 0)))
-    got = dict(zip(FEATURE_NAMES, vector, strict=True))
+    got = dict(zip(CARD_FEATURE_NAMES, vector, strict=True))
     assert got["new_device"] == 1.0  # seen within 30 days of this late one, but forgotten
     state, _ = observe(state, txn_of(4, day_30 + DAY, no_device))
     assert "d1" not in state.seen_devices  # a new day swept the forgotten one out
@@ -266,7 +266,7 @@ def test_ids_are_remembered_until_the_horizon_passes_their_mark() -> None:
 def _counts(times: list[int]) -> dict[str, float]:
     base: Step = (0, 0, 0, 100, 1, 2, None, None, 0)
     vector = _run([txn_of(i, t, base) for i, t in enumerate(times)])[-1]
-    return {k: v for k, v in zip(FEATURE_NAMES, vector, strict=True) if k.startswith("txn_")}
+    return {k: v for k, v in zip(CARD_FEATURE_NAMES, vector, strict=True) if k.startswith("txn_")}
 
 
 def test_state_horizons_are_just_long_enough_for_arrivals_within_the_bound() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import msgspec
 import pyarrow as pa
 
-from features.card import FEATURE_NAMES
+from features.card import CARD_FEATURE_NAMES
 from features.offline import feature_rows, replay, replay_records
 from features.stream import Outcome
 from features.transaction import Transaction
@@ -37,7 +37,7 @@ def test_a_table_gives_one_row_per_record_with_the_records_outcome() -> None:
     assert duplicates == len(valid) - len(set(valid)) > 0
     for row, outcome in zip(rows, outcomes, strict=True):
         if isinstance(outcome, Outcome) and outcome.vector is not None:
-            assert tuple(row[name] for name in FEATURE_NAMES) == outcome.vector
+            assert tuple(row[name] for name in CARD_FEATURE_NAMES) == outcome.vector
             assert row["late"] == outcome.late
     assert any(row["late"] for row in rows)
 

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from features.card import FEATURE_NAMES, STATE_VERSION, CardState, encode_state, observe
+from features.card import CARD_FEATURE_NAMES, STATE_VERSION, CardState, encode_state, observe
 from features.errors import StateVersionError
 from features.history import EMPTY_PROFILE
 from features.state_migration import (
@@ -114,7 +114,7 @@ def test_a_version_2_state_is_regrouped_without_loss() -> None:
 
 def test_a_migrated_state_keeps_scoring_from_its_events() -> None:
     _, vector = observe(migrate(msgspec.msgpack.encode(V1)), _txn(T0 + 90_000, "m_a"))
-    features = dict(zip(FEATURE_NAMES, vector, strict=True))
+    features = dict(zip(CARD_FEATURE_NAMES, vector, strict=True))
     assert features["txn_count_60s"] == 3.0  # the two at T0 + 60 s and this one
     assert features["txn_count_10m"] == features["txn_count_30d"] == 4.0
     assert features["amount_sum_10m"] == 12.34 + 0.5 + 0.0001 + 1.0

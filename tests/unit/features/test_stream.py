@@ -12,7 +12,7 @@ import msgspec
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from features.card import FEATURE_NAMES
+from features.card import CARD_FEATURE_NAMES
 from features.stream import (
     PARTITION_KEY,
     MemoryCardStore,
@@ -75,7 +75,7 @@ def _at(i: int, t: int, card: int = 0, merchant: int = 1) -> Transaction:
 
 def _count_60s(outcome: Outcome) -> float:
     assert outcome.vector is not None
-    return dict(zip(FEATURE_NAMES, outcome.vector, strict=True))["txn_count_60s"]
+    return dict(zip(CARD_FEATURE_NAMES, outcome.vector, strict=True))["txn_count_60s"]
 
 
 def test_a_duplicate_is_neither_scored_nor_counted_twice() -> None:
@@ -107,7 +107,7 @@ def test_a_dormant_card_that_comes_back_starts_from_empty_state() -> None:
     process(store, _at(3, T0 + 30_000 + TTL + OOO, card=1), params)  # now it is
     outcome = process(store, _at(4, T0 + 30_000 + TTL + OOO, merchant=1), params)
     assert outcome.vector is not None
-    got = dict(zip(FEATURE_NAMES, outcome.vector, strict=True))
+    got = dict(zip(CARD_FEATURE_NAMES, outcome.vector, strict=True))
     assert (got["txn_count_30d"], got["new_merchant"]) == (1.0, 1.0)
     assert store.states["card0"].ids == ["t4"]
 

@@ -14,7 +14,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.tree import DecisionTreeClassifier
 
-from features.card import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
+from features.schema import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from models.artefact import (
     METADATA_FILE,
     MODEL_FILE,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from features.card import FEATURE_NAMES
+from features.schema import FEATURE_NAMES
 from models.default import MODEL_VERSION, featurize, train_default_model
 from models.policy import Policy, velocity_rule
 from models.scorer import Scorer

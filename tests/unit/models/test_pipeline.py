@@ -12,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.tree import DecisionTreeClassifier
 
-from features.card import FEATURE_NAMES
+from features.card import CARD_FEATURE_NAMES
 from features.offline import replay_records
+from features.schema import FEATURE_NAMES
 from features.stream import MemoryCardStore, Outcome
 from features.transaction import Transaction
 from features.validation import MAX_EVENT_TIME_MS, MIN_EVENT_TIME_MS
@@ -161,7 +162,11 @@ def test_the_offline_path_gives_the_online_features(pipeline: Pipeline) -> None:
     log = _untidy_log(2_000, seed=6)
     store = MemoryCardStore()
     online = [
-        (decision.transaction_id, tuple(decision.features.values()), decision.late)
+        (
+            decision.transaction_id,
+            tuple(decision.features[name] for name in CARD_FEATURE_NAMES),
+            decision.late,
+        )
         for start in range(0, len(log), 97)  # in batches, as the worker runs it
         for _, decision in pipeline.run(log[start : start + 97], store).decisions
     ]
@@ -218,5 +223,5 @@ def test_a_shadow_model_is_recorded_beside_the_live_score_and_never_decides(
 def test_without_a_shadow_the_record_has_no_shadow_fields(pipeline: Pipeline) -> None:
     _, decision = pipeline.run(_log(1), MemoryCardStore()).decisions[0]
     record = msgspec.json.decode(encode_decision(decision))
-    assert list(record)[-3:] == ["features", "late", "source"]
+    assert list(record)[-3:] == ["merchant_risk_version", "late", "source"]
     assert "shadow_score" not in record

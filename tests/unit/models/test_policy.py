@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.card import FEATURE_NAMES, FeatureVector
+from features.card import FeatureVector
+from features.schema import FEATURE_NAMES
 from models.policy import (
     HIGH_AMOUNT,
     MANY_MERCHANTS_10M,

@@ -9,7 +9,8 @@ import pytest
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.tree import DecisionTreeClassifier
 
-from features.card import FEATURE_NAMES, FeatureVector
+from features.card import FeatureVector
+from features.schema import FEATURE_NAMES
 from models.default import featurize, train_default_model
 from models.scorer import Scorer
 from models.synthetic import generate

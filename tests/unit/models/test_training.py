@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from sklearn.dummy import DummyClassifier
 
-from features.card import FEATURE_NAMES
+from features.card import CARD_FEATURE_NAMES
+from features.merchant import LabelSnapshots, MemorySnapshots, snapshot
+from features.schema import FEATURE_NAMES
 from features.stream import MemoryCardStore
 from models.errors import TrainingError
 from models.evaluation import DAY_MS
@@ -46,15 +48,25 @@ def log() -> tuple[list[SourceRecord], list[LabelRecord]]:
 
 @pytest.fixture(scope="module")
 def table(log: tuple[list[SourceRecord], list[LabelRecord]]) -> FeatureTable:
-    return build_features(log[0], max_record_bytes=8192)
+    merchants = LabelSnapshots(label.fact() for label in log[1])
+    return build_features(log[0], max_record_bytes=8192, merchants=merchants)
 
 
-def _online_features(records: list[SourceRecord], partitions: int) -> dict[int, tuple[float, ...]]:
+def _published(labels: list[LabelRecord]) -> MemorySnapshots:
+    """Every day's snapshot as the aggregator publishes it when it has all these labels."""
+    facts = [label.fact() for label in labels]
+    first = min(label.event_time_ms for label in labels) // DAY_MS
+    return MemorySnapshots(snapshot(facts, day) for day in range(first, first + 40))
+
+
+def _online_features(
+    records: list[SourceRecord], partitions: int, merchants: MemorySnapshots
+) -> dict[int, tuple[float, ...]]:
     """What workers output: records spread over partitions by key, odd batch sizes each."""
     rng = np.random.default_rng(1)
     x = np.zeros((2, len(FEATURE_NAMES)))
     scorer = Scorer(DummyClassifier().fit(x, [0, 1]), "dummy", FEATURE_NAMES)
-    pipeline = Pipeline(scorer=scorer, policy=Policy(), max_record_bytes=8192)
+    pipeline = Pipeline(scorer=scorer, policy=Policy(), max_record_bytes=8192, merchants=merchants)
     out: dict[int, tuple[float, ...]] = {}
     for partition in range(partitions):
         log = [r for r in records if zlib.crc32(r.key or b"") % partitions == partition]
@@ -70,10 +82,12 @@ def _online_features(records: list[SourceRecord], partitions: int) -> dict[int, 
 def test_training_vectors_are_the_online_vectors(
     log: tuple[list[SourceRecord], list[LabelRecord]], table: FeatureTable
 ) -> None:
-    online = _online_features(log[0], partitions=3)
+    online = _online_features(log[0], partitions=3, merchants=_published(log[1]))
     assert len(online) == len(table.offsets) == len(log[0])
     for offset, row in zip(table.offsets.tolist(), table.x.tolist(), strict=True):
         assert tuple(row) == online[offset]
+    merchant_columns = table.x[:, len(CARD_FEATURE_NAMES) :]
+    assert (merchant_columns > 0).any()  # the merchant features were compared, not just zeros
 
 
 def test_rejected_records_are_skipped_and_counted(

@@ -14,7 +14,8 @@ from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingCla
 from sklearn.frozen import FrozenEstimator
 from sklearn.tree import DecisionTreeClassifier
 
-from features.card import FEATURE_NAMES, FeatureVector
+from features.card import FeatureVector
+from features.schema import FEATURE_NAMES
 from models.default import featurize, train_default_model
 from models.synthetic import generate
 from models.trees import CompiledModel, compile_model

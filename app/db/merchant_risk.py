@@ -1,0 +1,222 @@
+"""Labels, the aggregator's position and merchant-risk snapshots in the registry database.
+
+Writes (the aggregator, :mod:`app.merchant_risk`) go through :func:`record_checkpoint`, one
+database transaction per aggregator checkpoint: the labels read (each stored once: a label
+read again after a crash meets the unique constraint and is skipped), the position reached
+in every labels partition, and every snapshot that became due (written once: a version that
+exists is never rewritten, so what a worker has used stays what it was).
+
+Reads (workers, :mod:`app.merchant_snapshots`; tests) are :func:`published_days` and
+:func:`load_snapshot`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.db.tables import Label, LabelPosition, MerchantRisk, MerchantRiskSnapshot
+from features.merchant import (
+    LabelFact,
+    MerchantRiskParams,
+    Snapshot,
+    day_of,
+    label_cutoff_ms,
+    snapshot,
+    version_name,
+    window_end_ms,
+    window_start_ms,
+)
+from models.label import FRAUD, LabelRecord
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_datetime(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def to_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What one aggregator checkpoint stores."""
+
+    labels: Sequence[LabelRecord]
+    positions: dict[int, int]  # labels partition -> next offset
+    received_at: datetime
+
+
+def positions(engine: Engine, topic: str) -> dict[int, int]:
+    """The committed next offset of every labels partition the aggregator has read."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(LabelPosition.partition, LabelPosition.next_offset).where(
+                LabelPosition.topic == topic
+            )
+        )
+        return {partition: offset for partition, offset in rows}
+
+
+def record_checkpoint(
+    engine: Engine,
+    topic: str,
+    checkpoint: Checkpoint,
+    params: MerchantRiskParams,
+    lateness_ms: int,
+) -> list[str]:
+    """Store one checkpoint and publish the snapshots due; their versions, oldest first."""
+    with Session(engine) as session, session.begin():
+        _insert_labels(session, checkpoint.labels, checkpoint.received_at)
+        for partition, offset in checkpoint.positions.items():
+            session.merge(LabelPosition(topic=topic, partition=partition, next_offset=offset))
+        session.flush()
+        return [
+            _publish(session, day, params, checkpoint.received_at).version
+            for day in _due_days(session, params, lateness_ms)
+        ]
+
+
+def _insert_labels(session: Session, labels: Sequence[LabelRecord], now: datetime) -> None:
+    if not labels:
+        return
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    rows = [
+        {
+            "transaction_id": label.transaction_id,
+            "card_id": label.card_id,
+            "merchant_id": label.merchant_id,
+            "label": label.label,
+            "event_time": to_datetime(label.event_time_ms),
+            "reported_at": to_datetime(label.reported_at_ms),
+            "received_at": now,
+        }
+        for label in labels
+    ]
+    statement = dialect.insert(Label).on_conflict_do_nothing(
+        index_elements=["transaction_id", "label", "reported_at"]
+    )
+    session.execute(statement, rows)
+
+
+def _due_days(session: Session, params: MerchantRiskParams, lateness_ms: int) -> range:
+    """The days whose snapshots are due and not yet published: snapshot d once a label
+    reported at ``lateness`` after its cut-off (the start of day d - 1) has been received;
+    from the first day whose cut-off any label precedes, or the day after the newest
+    published snapshot."""
+    first, newest = session.execute(
+        select(func.min(Label.reported_at), func.max(Label.reported_at))
+    ).one()
+    if first is None:
+        return range(0)
+    last_due = day_of(to_ms(newest) - lateness_ms) + 1
+    published = session.scalar(
+        select(func.max(MerchantRiskSnapshot.day)).where(
+            MerchantRiskSnapshot.delay_days == params.delay_days
+        )
+    )
+    start = day_of(to_ms(first)) + 2 if published is None else published + 1
+    return range(start, last_due + 1)
+
+
+def labels_for(session: Session, day: int, params: MerchantRiskParams) -> list[LabelFact]:
+    """The stored labels snapshot ``day`` may count: reported before its cut-off, about
+    transactions within its longest window."""
+    rows = session.execute(
+        select(
+            Label.transaction_id,
+            Label.merchant_id,
+            Label.label,
+            Label.event_time,
+            Label.reported_at,
+        ).where(
+            Label.event_time >= to_datetime(window_start_ms(day, params)),
+            Label.event_time < to_datetime(window_end_ms(day, params)),
+            Label.reported_at < to_datetime(label_cutoff_ms(day)),
+        )
+    )
+    return [
+        LabelFact(txn, merchant, label == FRAUD, to_ms(event_time), to_ms(reported_at))
+        for txn, merchant, label, event_time, reported_at in rows
+    ]
+
+
+def _publish(session: Session, day: int, params: MerchantRiskParams, now: datetime) -> Snapshot:
+    made = snapshot(labels_for(session, day, params), day, params)
+    row = MerchantRiskSnapshot(
+        version=made.version,
+        day=day,
+        delay_days=params.delay_days,
+        labels_reported_before=to_datetime(label_cutoff_ms(day)),
+        window_end=to_datetime(window_end_ms(day, params)),
+        merchants=len(made.counts),
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    session.add_all(
+        MerchantRisk(
+            snapshot_id=row.id,
+            merchant_id=merchant_id,
+            labelled_1d=n1,
+            fraud_1d=f1,
+            labelled_7d=n7,
+            fraud_7d=f7,
+            labelled_30d=n30,
+            fraud_30d=f30,
+        )
+        for merchant_id, (n1, f1, n7, f7, n30, f30) in made.counts.items()
+    )
+    return made
+
+
+def published_days(engine: Engine, delay_days: int) -> list[int]:
+    """The days with a published snapshot for ``delay_days``, oldest first."""
+    with Session(engine) as session:
+        return list(
+            session.scalars(
+                select(MerchantRiskSnapshot.day)
+                .where(MerchantRiskSnapshot.delay_days == delay_days)
+                .order_by(MerchantRiskSnapshot.day)
+            )
+        )
+
+
+def load_snapshot(engine: Engine, day: int, delay_days: int) -> Snapshot | None:
+    """The published snapshot of ``day``, None if there is none."""
+    with Session(engine) as session:
+        snapshot_id = session.scalar(
+            select(MerchantRiskSnapshot.id).where(
+                MerchantRiskSnapshot.version == version_name(day, delay_days)
+            )
+        )
+        if snapshot_id is None:
+            return None
+        rows = session.execute(
+            select(
+                MerchantRisk.merchant_id,
+                MerchantRisk.labelled_1d,
+                MerchantRisk.fraud_1d,
+                MerchantRisk.labelled_7d,
+                MerchantRisk.fraud_7d,
+                MerchantRisk.labelled_30d,
+                MerchantRisk.fraud_30d,
+            ).where(MerchantRisk.snapshot_id == snapshot_id)
+        )
+        counts = {m: (n1, f1, n7, f7, n30, f30) for m, n1, f1, n7, f7, n30, f30 in rows}
+    return Snapshot(day, delay_days, counts)
+
+
+def load_all(engine: Engine, delay_days: int) -> Iterable[Snapshot]:
+    """Every published snapshot for ``delay_days`` (replays and tests)."""
+    for day in published_days(engine, delay_days):
+        loaded = load_snapshot(engine, day, delay_days)
+        if loaded is not None:
+            yield loaded
