@@ -106,8 +106,16 @@ async def _maintain_continuously(settings: FraudscoreSettings, stop: asyncio.Eve
 
 
 async def test_sigkills_at_random_and_between_files_and_commit_with_maintenance_running(
-    settings: FraudscoreSettings, load: Load, tmp_path: Path, sinks: list[WorkerProcess]
+    settings: FraudscoreSettings,
+    load: Load,
+    tmp_path: Path,
+    sinks: list[WorkerProcess],
+    request: pytest.FixtureRequest,
 ) -> None:
+    if settings.audit_catalog_uri is not None and not request.config.getoption("--soak"):
+        # CI's 25 minutes: the commit protocol is the same on both catalogs, and PostgreSQL's
+        # own behaviour (locking, conflicts) is raced by the two-sink test below in CI
+        pytest.skip("the PostgreSQL catalog's SIGKILL run is part of --soak")
     total, feeding = _publishing(settings, load)
     stop_maintenance = asyncio.Event()
     maintenance = asyncio.create_task(_maintain_continuously(settings, stop_maintenance))
