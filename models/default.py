@@ -27,7 +27,6 @@ from collections.abc import Iterable
 from random import Random
 
 import numpy as np
-from sklearn.ensemble import GradientBoostingClassifier
 
 from features.card import FeatureVector
 from features.schema import FEATURE_NAMES
@@ -94,6 +93,10 @@ def train_default_model(seed: int = DEFAULT_SEED, count: int = DEFAULT_COUNT) ->
         fraud_rate=TRAINING_FRAUD_RATE,
     )
     x, y, weights = _fit_rows(*featurize(items), seed=seed)
+    # here, not at the top: workers import this module for the cache key and constants, and
+    # load the cached trees without scikit-learn (models.artefact)
+    from sklearn.ensemble import GradientBoostingClassifier  # noqa: PLC0415
+
     model = GradientBoostingClassifier(
         n_estimators=N_ESTIMATORS,
         learning_rate=0.15,

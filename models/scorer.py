@@ -12,6 +12,10 @@ nets) may not. The unit tests check the default model bit for bit.
 
 :meth:`Scorer.contributions` says which features pushed a score up, for the reason codes
 (:func:`models.policy.model_reasons`); only compiled models can say.
+
+A scorer made from a fitted model compiles it (:mod:`models.tree_reader`, which imports
+scikit-learn). One loaded from an artefact's saved trees (:func:`models.artefact.load_artefact`)
+has only the compiled form, ``model`` is None, and scikit-learn is never imported.
 """
 
 from __future__ import annotations
@@ -23,54 +27,63 @@ from typing import Any
 import numpy as np
 
 from features.card import FeatureVector
-from models.trees import CompiledModel, compile_model
+from models.trees import CompiledModel
 
 
 @dataclass(frozen=True, slots=True)
 class Scorer:
-    model: Any  # a fitted scikit-learn binary classifier with predict_proba (untyped library)
+    # a fitted scikit-learn binary classifier with predict_proba (untyped library), or None
+    # when only its compiled trees were loaded
+    model: Any
     version: str
     feature_names: tuple[str, ...]
+    trees: CompiledModel | None = field(default=None, repr=False, compare=False)
     _fraud_column: int = field(init=False, repr=False, compare=False)
-    _compiled: CompiledModel | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        classes = [int(label) for label in self.model.classes_]
+        if self.model is None:
+            if self.trees is None:
+                raise ValueError(f"model {self.version!r}: neither a model nor compiled trees")
+            n_features, classes = self.trees.n_features, [0, 1]
+        else:
+            from models.tree_reader import compile_model  # noqa: PLC0415 - scikit-learn, ~3 s
+
+            classes = [int(label) for label in self.model.classes_]
+            n_features = int(self.model.n_features_in_)
+            object.__setattr__(self, "trees", compile_model(self.model))
         if sorted(classes) != [0, 1]:
             raise ValueError(f"model {self.version!r} must have classes 0 and 1, not {classes}")
-        n_features = int(self.model.n_features_in_)
         if n_features != len(self.feature_names):
             raise ValueError(
                 f"model {self.version!r} takes {n_features} features, "
                 f"but {len(self.feature_names)} names were given"
             )
         object.__setattr__(self, "_fraud_column", classes.index(1))
-        object.__setattr__(self, "_compiled", compile_model(self.model))
 
     @property
     def compiled(self) -> bool:
         """Whether scores come from the compiled trees rather than ``predict_proba``."""
-        return self._compiled is not None
+        return self.trees is not None
 
     def score_batch(self, vectors: Sequence[FeatureVector]) -> list[float]:
         """The probability of fraud of each vector, in order (one model call for the batch)."""
         if not vectors:
             return []
         self._check_width(vectors)
-        if self._compiled is not None:
-            return self._compiled.proba(vectors)
+        if self.trees is not None:
+            return self.trees.proba(vectors)
         proba = self.model.predict_proba(np.asarray(vectors, dtype=np.float64))
         return [float(p) for p in proba[:, self._fraud_column]]
 
     def contributions(self, vectors: Sequence[FeatureVector]) -> list[FeatureVector] | None:
         """Per vector, how far each feature pushed its score towards fraud (> 0) or away
         (< 0), in log-odds (:mod:`models.trees`); None if the model is not compiled."""
-        if self._compiled is None:
+        if self.trees is None:
             return None
         if not vectors:
             return []
         self._check_width(vectors)
-        return self._compiled.contributions(vectors)
+        return self.trees.contributions(vectors)
 
     def score(self, vector: FeatureVector) -> float:
         """The probability of fraud of one vector: the same bits as inside any batch."""

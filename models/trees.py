@@ -1,9 +1,10 @@
 """Boosted trees compiled to flat arrays: scikit-learn's probabilities without its per-call cost.
 
 ``predict_proba`` on a batch of ~100 rows spends most of its time validating the input and
-calling into each tree in turn. :func:`compile_model` reads a fitted binary model once into
-flat numpy arrays over all nodes of all trees, and :meth:`CompiledModel.proba` evaluates a
-batch with a few numpy operations over all its rows and trees at once:
+calling into each tree in turn. :func:`models.tree_reader.compile_model` reads a fitted binary
+model once into the flat numpy arrays of this module, over all nodes of all trees, and
+:meth:`CompiledModel.proba` evaluates a batch with a few numpy operations over all its rows
+and trees at once:
 
 1. each tree's leaf: every (row, tree) starts at the tree's root and takes one step per
    level of the deepest tree: gather the feature and threshold its node tests, compare
@@ -25,11 +26,6 @@ as the same bits as ``predict_proba`` (the unit tests check thousands of rows fo
 and the benchmark re-checks on every run). Every operation is per row, so a row's
 probability never depends on the other rows of its batch.
 
-Compiled: ``GradientBoostingClassifier`` (log loss, two classes, ``init`` the default prior
-or ``"zero"``), ``HistGradientBoostingClassifier`` (log loss, two classes, numeric features
-only), and ``CalibratedClassifierCV(method="sigmoid")`` over either. :func:`compile_model`
-returns None for anything else, and the caller falls back to ``predict_proba``.
-
 :meth:`CompiledModel.contributions` explains a score: per feature, how far it moved the raw
 score (log-odds) along each row's path through the trees. Every node has an *expected*
 value, the training-weighted mean of its subtree's leaf values; each step from a node to
@@ -37,6 +33,11 @@ its child adds ``expected[child] - expected[node]`` to the feature the node spli
 (Saabas' path attribution). The contributions add up to the raw score minus the model's
 mean raw score; a positive one pushed the score towards fraud (for a calibrated model the
 contributions are scaled by Platt's slope, so the sign keeps that meaning).
+
+:meth:`CompiledModel.save` writes the arrays to an uncompressed ``.npz`` file and
+:meth:`CompiledModel.load` reads them back with ``allow_pickle=False``: plain numbers, the
+same bits, no code. This module needs numpy only, so a worker that loads a saved model never
+imports scikit-learn (about 3 s of a worker's start).
 """
 
 from __future__ import annotations
@@ -45,18 +46,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain, pairwise
 from math import exp
+from pathlib import Path
 from typing import Any
+from zipfile import BadZipFile
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
-from sklearn.frozen import FrozenEstimator
 
 Rows = Sequence[Sequence[float]]
 Floats = NDArray[np.float64]
 Indexes = NDArray[np.intp]
+
+
+_SAVED_FORMAT = 1
+_FOREST_ARRAYS = ("feature", "threshold", "children", "leaf_value", "expected", "roots")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +175,8 @@ def _expected(tree: Tree) -> tuple[Floats, int]:
 
 @dataclass(frozen=True, slots=True)
 class CompiledModel:
-    """A binary classifier's probability of class 1, as :func:`compile_model` made it."""
+    """A binary classifier's probability of class 1, as :func:`~models.tree_reader.compile_model`
+    made it."""
 
     forests: tuple[Forest, ...]  # one, or one per member of a calibrated model
     platt: tuple[tuple[float, float], ...] | None  # each member's sigmoid (a, b), if calibrated
@@ -200,6 +204,46 @@ class CompiledModel:
             total += slope * forest.contributions(x)
         return [tuple(row) for row in (total / len(self.forests)).tolist()]
 
+    def save(self, path: Path) -> None:
+        """Write the arrays to ``path`` (an uncompressed ``.npz``), for :meth:`load`."""
+        arrays: dict[str, Any] = {  # numpy arrays (Any: savez types its keywords as bool)
+            "format": np.array(_SAVED_FORMAT),
+            "n_features": np.array(self.n_features),
+            "float32": np.array(self.float32),
+            "depth": np.array([forest.depth for forest in self.forests], dtype=np.intp),
+        }
+        if self.platt is not None:
+            arrays["platt"] = np.array(self.platt, dtype=np.float64)
+        for i, forest in enumerate(self.forests):
+            for name in _FOREST_ARRAYS:
+                arrays[f"{i}.{name}"] = getattr(forest, name)
+            if forest.nan_left is not None:
+                arrays[f"{i}.nan_left"] = forest.nan_left
+        with path.open("wb") as file:  # a file object: numpy adds no ".npz" to the name
+            np.savez(file, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> CompiledModel:
+        """The model :meth:`save` wrote to ``path``; ValueError if it is not one."""
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                if int(saved["format"]) != _SAVED_FORMAT:
+                    raise ValueError(f"saved trees format {int(saved['format'])}")
+                forests = tuple(
+                    Forest(
+                        **{name: saved[f"{i}.{name}"] for name in _FOREST_ARRAYS},
+                        nan_left=saved.get(f"{i}.nan_left"),
+                        depth=depth,
+                    )
+                    for i, depth in enumerate(saved["depth"].tolist())
+                )
+                platt = (
+                    tuple((a, b) for a, b in saved["platt"].tolist()) if "platt" in saved else None
+                )
+                return cls(forests, platt, int(saved["n_features"]), bool(saved["float32"]))
+        except (KeyError, OSError, EOFError, TypeError, BadZipFile) as exc:
+            raise ValueError(f"{path} holds no saved trees ({exc})") from exc
+
     def _inputs(self, rows: Rows) -> Floats:
         count = len(rows) * self.n_features
         if not self.float32:
@@ -213,100 +257,3 @@ class CompiledModel:
                 "(gradient-boosted trees refuse NaN and infinity)"
             )
         return x32.astype(np.float64).reshape(len(rows), self.n_features)
-
-
-def compile_model(model: Any) -> CompiledModel | None:
-    """The compiled form of a fitted binary ``model``, or None if it is of no supported kind."""
-    if list(getattr(model, "classes_", ())) != [0, 1]:
-        return None
-    if isinstance(model, CalibratedClassifierCV):
-        return _calibrated(model)
-    compiled = _forest(model)
-    if compiled is None:
-        return None
-    forest, float32 = compiled
-    return CompiledModel((forest,), None, int(model.n_features_in_), float32)
-
-
-def _calibrated(model: CalibratedClassifierCV) -> CompiledModel | None:
-    forests, platt, kinds = [], [], set()
-    for calibrated in model.calibrated_classifiers_:
-        estimator = calibrated.estimator
-        if isinstance(estimator, FrozenEstimator):
-            estimator = estimator.estimator
-        compiled = _forest(estimator)
-        if (
-            compiled is None
-            or calibrated.method != "sigmoid"
-            or len(calibrated.calibrators) != 1
-            or list(estimator.classes_) != [0, 1]
-        ):
-            return None
-        sigmoid = calibrated.calibrators[0]
-        forests.append(compiled[0])
-        platt.append((float(sigmoid.a_), float(sigmoid.b_)))
-        kinds.add(compiled[1])
-    if len(kinds) != 1:
-        return None
-    return CompiledModel(tuple(forests), tuple(platt), int(model.n_features_in_), kinds.pop())
-
-
-def _forest(model: Any) -> tuple[Forest, bool] | None:
-    """(forest, whether features are rounded to float32) of a supported boosted model."""
-    binary = getattr(model, "n_trees_per_iteration_", 0) == 1 and model.loss == "log_loss"
-    forest = None
-    if isinstance(model, GradientBoostingClassifier) and binary:
-        forest = _gradient_boosting(model)
-    elif isinstance(model, HistGradientBoostingClassifier) and binary:
-        forest = _hist_gradient_boosting(model)
-    return None if forest is None else (forest, isinstance(model, GradientBoostingClassifier))
-
-
-def _gradient_boosting(model: GradientBoostingClassifier) -> Forest | None:
-    constant_init = model.init_ == "zero" or (
-        isinstance(model.init_, DummyClassifier) and model.init_.strategy == "prior"
-    )
-    if not constant_init:
-        return None
-    # The raw prediction before the first tree is the same for every row (a class prior):
-    # ask scikit-learn for it once, so that it has exactly its bits.
-    start = float(model._raw_predict_init(np.zeros((1, model.n_features_in_)))[0, 0])
-    trees = []
-    for estimator in model.estimators_[:, 0]:
-        tree = estimator.tree_
-        trees.append(
-            Tree(
-                feature=tree.feature.astype(np.intp),
-                threshold=tree.threshold,
-                left=tree.children_left.astype(np.intp),
-                right=tree.children_right.astype(np.intp),
-                nan_left=np.zeros(tree.node_count, dtype=np.bool_),
-                value=model.learning_rate * tree.value[:, 0, 0],  # as predict_stages scales
-                weight=tree.weighted_n_node_samples,
-            )
-        )
-    return Forest.of(trees, start)
-
-
-def _hist_gradient_boosting(model: HistGradientBoostingClassifier) -> Forest | None:
-    if model.is_categorical_ is not None and model.is_categorical_.any():
-        return None
-    trees = []
-    for (predictor,) in model._predictors:
-        nodes = predictor.nodes
-        if nodes["is_categorical"].any():
-            return None
-        leaf = nodes["is_leaf"].astype(np.bool_)
-        trees.append(
-            Tree(
-                feature=nodes["feature_idx"].astype(np.intp),
-                threshold=nodes["num_threshold"],
-                left=np.where(leaf, -1, nodes["left"].astype(np.intp)),
-                right=np.where(leaf, -1, nodes["right"].astype(np.intp)),
-                nan_left=nodes["missing_go_to_left"].astype(np.bool_),
-                value=nodes["value"],
-                weight=nodes["count"].astype(np.float64),
-            )
-        )
-    # scikit-learn starts from zeros and adds the baseline first.
-    return Forest.of(trees, 0.0 + float(model._baseline_prediction[0, 0]))

@@ -15,9 +15,9 @@ from rich.table import Table
 from app.cli.console import catch_errors, console, stdout
 from app.settings import get_settings
 from models.policy import Policy
-from models.training import TrainingConfig
 
-if TYPE_CHECKING:  # the command imports it when run: pyarrow costs every other command's start
+if TYPE_CHECKING:  # the command imports them when run: pyarrow and scikit-learn cost every
+    # other command's start (3-4 s)
     from app.training import TrainResult
 
 
@@ -44,6 +44,7 @@ def train(
 ) -> None:
     """Train a model on a generated dataset, evaluate it out of time, write artefact + report."""
     from app.training import train_from_dataset  # noqa: PLC0415 - pyarrow, see above
+    from models.training import TrainingConfig  # noqa: PLC0415 - scikit-learn, see above
 
     settings = get_settings()
     config = TrainingConfig(

@@ -83,7 +83,7 @@ def _ref(row: ModelVersion) -> ArtefactRef:
 def load_registered(ref: ArtefactRef) -> Scorer:
     """The scorer of a registered artefact, refused if its files changed since registration."""
     scorer = load_artefact(ref.path)
-    if read_metadata(ref.path).model_sha256 != ref.sha256 or scorer.version != ref.version:
+    if read_metadata(ref.path).digest != ref.sha256 or scorer.version != ref.version:
         raise ArtefactError(
             f"the artefact at {ref.path} is no longer the model {ref.version!r} that was "
             "registered from there (its model file or version changed): register the new one "
@@ -149,7 +149,7 @@ def register_model(session: Session, directory: Path, actor: str) -> ModelVersio
         version=scorer.version,
         status=ModelStatus.CANDIDATE,
         artefact_path=str(directory),
-        model_sha256=metadata.model_sha256,
+        model_sha256=metadata.digest,
         feature_schema_version=metadata.feature_schema_version,
         feature_schema_hash=metadata.feature_schema_hash,
         metrics=metadata.training.get("metrics", {}),

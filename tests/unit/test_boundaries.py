@@ -35,3 +35,15 @@ def test_features_imports_nothing_from_the_rest_of_the_project() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_worker_imports_no_scikit_learn() -> None:
+    # scikit-learn, scipy and skops cost ~3 s of every worker start; a worker scores with the
+    # compiled trees of its artefact (models.trees) and needs them only to train or to read
+    # an artefact without saved trees
+    probe = (
+        "import sys, app.worker, app.cli; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'skops'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from features.schema import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from models.artefact import (
     METADATA_FILE,
     MODEL_FILE,
+    TREES_FILE,
     feature_schema_hash,
     load_artefact,
     read_metadata,
@@ -52,6 +55,7 @@ def _edit_metadata(directory: Path, **changes: object) -> None:
 
 def test_round_trip_keeps_every_score_and_the_metadata(artefact: Path, scorer: Scorer) -> None:
     loaded = load_artefact(artefact)
+    assert loaded.model is None  # scored by the saved trees, scikit-learn not needed
     assert loaded.version == "test-1"
     assert loaded.feature_names == FEATURE_NAMES
     vectors = [tuple(row) for row in X.tolist()]
@@ -88,12 +92,50 @@ def test_a_changed_model_file_is_refused(artefact: Path) -> None:
         load_artefact(artefact)
 
 
+def test_changed_trees_are_refused(artefact: Path) -> None:
+    with (artefact / TREES_FILE).open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ArtefactError, match="checksum"):
+        load_artefact(artefact)
+
+
+def test_an_artefact_without_saved_trees_loads_its_skops_model(
+    artefact: Path, scorer: Scorer
+) -> None:
+    (artefact / TREES_FILE).unlink()
+    _edit_metadata(artefact, trees_sha256=None)  # as artefacts written before trees.npz
+    loaded = load_artefact(artefact)
+    assert loaded.model is not None
+    assert loaded.compiled
+    vectors = [tuple(row) for row in X.tolist()]
+    assert loaded.score_batch(vectors) == scorer.score_batch(vectors)
+
+
+def test_the_registry_digest_covers_both_files(artefact: Path) -> None:
+    metadata = read_metadata(artefact)
+    assert metadata.trees_sha256 is not None
+    _edit_metadata(artefact, trees_sha256="0" * 64)
+    changed = read_metadata(artefact)
+    assert changed.model_sha256 == metadata.model_sha256
+    assert changed.digest != metadata.digest
+
+
+def test_loading_saved_trees_never_imports_scikit_learn(artefact: Path) -> None:
+    probe = (
+        "import sys; from pathlib import Path; from models.artefact import load_artefact; "
+        f"s = load_artefact(Path({str(artefact)!r})); assert s.model is None and s.compiled; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'skops', 'scipy')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_a_model_needing_untrusted_types_is_refused(artefact: Path) -> None:
     sio.dump(DecisionTreeClassifier().fit(X, Y), artefact / MODEL_FILE)
     untrusted = sio.get_untrusted_types(file=artefact / MODEL_FILE)
     assert untrusted  # the tree's internals are not on our list
     digest = hashlib.sha256((artefact / MODEL_FILE).read_bytes()).hexdigest()
-    _edit_metadata(artefact, model_sha256=digest)
+    _edit_metadata(artefact, model_sha256=digest, trees_sha256=None)
     with pytest.raises(ArtefactError, match="does not trust"):
         load_artefact(artefact)
 

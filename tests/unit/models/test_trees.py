@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from random import Random
 from typing import Any
 
@@ -18,7 +19,8 @@ from features.card import FeatureVector
 from features.schema import FEATURE_NAMES
 from models.default import featurize, train_default_model
 from models.synthetic import generate
-from models.trees import CompiledModel, compile_model
+from models.tree_reader import compile_model
+from models.trees import CompiledModel
 
 Rows = list[FeatureVector]
 
@@ -223,3 +225,37 @@ def test_a_feature_no_split_uses_contributes_nothing(data: tuple[Rows, list[int]
     contributions = np.asarray(_compiled(model).contributions(rows[2000:2300]))
     assert not contributions[:, 3].any()
     assert contributions.any()
+
+
+@pytest.mark.parametrize("kind", ["gradient boosting", "hist with NaN", "calibrated"])
+def test_saved_trees_load_to_the_same_bits(
+    default_model: GradientBoostingClassifier,
+    hist_model: HistGradientBoostingClassifier,
+    data: tuple[Rows, list[int]],
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    rows, labels = data
+    model: Any = {"gradient boosting": default_model, "hist with NaN": hist_model}.get(kind)
+    if model is None:
+        model = CalibratedClassifierCV(FrozenEstimator(hist_model), method="sigmoid")
+        model.fit(_with_nans(rows)[4000:], labels[4000:])
+    x = rows if model is default_model else [tuple(r) for r in _with_nans(rows).tolist()]
+    compiled = _compiled(model)
+    compiled.save(tmp_path / "trees.npz")
+    loaded = CompiledModel.load(tmp_path / "trees.npz")
+    assert _bits(loaded.proba(x)) == _bits(compiled.proba(x))
+    assert loaded.contributions(x[:200]) == compiled.contributions(x[:200])
+    assert (loaded.platt, loaded.n_features, loaded.float32) == (
+        compiled.platt,
+        compiled.n_features,
+        compiled.float32,
+    )
+
+
+def test_a_file_that_is_not_saved_trees_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty.npz").write_bytes(b"")
+    np.savez(tmp_path / "other.npz", format=np.array(1))
+    for path in (tmp_path / "empty.npz", tmp_path / "other.npz", tmp_path / "missing.npz"):
+        with pytest.raises(ValueError, match=r"no saved trees|saved trees format"):
+            CompiledModel.load(path)
