@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 # The default model's trees: trusted here only because this module wrote the file (see
 # models.artefact.load_artefact); `fraudscore train`'s artefacts do not need it.
 _OWN_TYPES = ("sklearn.tree._tree.Tree",)
+# what a cached artefact holds; a new layout gets new directories. 2: with trees.npz, which
+# workers load without importing scikit-learn (an artefact without it would still load, but
+# slowly, for as long as the training code stays the same)
+_LAYOUT = b"layout 2\0"
 
 
 def _training_code() -> list[Path]:
@@ -42,8 +46,9 @@ def _training_code() -> list[Path]:
 
 
 def training_code_hash() -> str:
-    """SHA-256 (hex, 16 characters) of the source files the default model depends on."""
-    digest = hashlib.sha256()
+    """SHA-256 (hex, 16 characters) of the cache's layout and the source files the default
+    model depends on."""
+    digest = hashlib.sha256(_LAYOUT)
     for path in _training_code():
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]

@@ -31,6 +31,7 @@ def test_trained_once_then_loaded_with_identical_scores(
     monkeypatch.setattr(model_cache, "train_default_model", no_training)
     loaded = model_cache.cached_default_model(tmp_path)
     assert loaded.version == trained.version == MODEL_VERSION
+    assert loaded.model is None  # its compiled trees: no scikit-learn to import
     assert _scores(loaded) == _scores(trained)
 
 
