@@ -15,6 +15,8 @@ of the partitions with open work is, in exactly-once mode:
 5. ``commit_transaction``; only then each partition's RocksDB is written
    (:meth:`PartitionTask.committed`).
 
+How long each step takes is summed up in the log (:mod:`app.checkpoint_stats`).
+
 A checkpoint that fails is aborted and :class:`CheckpointError` tells the worker to rewind the
 partitions to their last committed offsets. When the producer cannot even abort (fenced,
 fatally broken, or hung in librdkafka), :class:`ClientsBrokenError` makes the worker start
@@ -34,6 +36,7 @@ from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from app.checkpoint_stats import CheckpointStats
 from app.failpoint import Failpoints
 from app.partition import PartitionTask
 from app.settings import FraudscoreSettings
@@ -90,6 +93,8 @@ class Checkpointer:
         self.transactional_id = transactional_id
         self.failpoints = failpoints
         self._call_timeout_s = settings.transaction_timeout_ms / 1000
+        self.stats = CheckpointStats()
+        self._durations: dict[str, float] = {}  # of the checkpoint under way, per step
         self.producer = self._open_producer()
 
     def _open_producer(self) -> Producer:
@@ -106,6 +111,9 @@ class Checkpointer:
 
     def commit(self, tasks: Sequence[PartitionTask]) -> None:
         """Commit the open work of ``tasks`` and write their RocksDB; raises CheckpointError."""
+        started = time.monotonic()
+        self._durations = {"wait": started - min(task.pending.opened_at for task in tasks)}
+        records = sum(task.pending.records for task in tasks)
         changes = [task.changes() for task in tasks]
         try:
             if self.settings.exactly_once:
@@ -117,8 +125,15 @@ class Checkpointer:
             self._recover(error)
             raise CheckpointError(str(error)) from exc
         self.failpoints.hit("checkpoint.after_commit")
+        stored = time.monotonic()
         for task, task_changes in zip(tasks, changes, strict=True):
             task.committed(task_changes, ends.get(task.partition, task.changelog_next))
+        self._took("store", stored)
+        self._took("total", started)
+        self.stats.add(self._durations, records)
+
+    def _took(self, step: str, since: float) -> None:
+        self._durations[step] = time.monotonic() - since
 
     def _commit_transaction(
         self, tasks: Sequence[PartitionTask], changes: list[list[tuple[bytes, bytes | None]]]
@@ -127,13 +142,17 @@ class Checkpointer:
         producer.begin_transaction()
         ends = self._send_outputs(tasks, changes)
         offsets = [TopicPartition(task.topic, task.partition, task.next_offset) for task in tasks]
+        sending = time.monotonic()
         self._retrying(
             lambda: producer.send_offsets_to_transaction(
                 offsets, self.consumer.consumer_group_metadata(), self._call_timeout_s
             )
         )
+        self._took("offsets", sending)
         self.failpoints.hit("checkpoint.after_offsets")
+        committing = time.monotonic()
         self._retrying(lambda: producer.commit_transaction(self._call_timeout_s))
+        self._took("commit", committing)
         return ends
 
     def _commit_at_least_once(
@@ -141,7 +160,9 @@ class Checkpointer:
     ) -> dict[int, int]:
         ends = self._send_outputs(tasks, changes)
         offsets = [TopicPartition(task.topic, task.partition, task.next_offset) for task in tasks]
+        sending = time.monotonic()
         self.consumer.commit(offsets=offsets, asynchronous=False)
+        self._took("offsets", sending)
         return ends
 
     def _send_outputs(
@@ -150,6 +171,7 @@ class Checkpointer:
         """Send changelog records, decisions and dead letters and flush them; returns the next
         changelog offset of every partition that had changes."""
         settings = self.settings
+        producing = time.monotonic()
         ends: dict[int, int] = {}
         for task, task_changes in zip(tasks, changes, strict=True):
             for i, (key, value) in enumerate(task_changes, 1):
@@ -178,6 +200,7 @@ class Checkpointer:
             raise KafkaException(
                 KafkaError(KafkaError._TIMED_OUT, f"{left} records not delivered in time")
             )
+        self._took("outputs", producing)
         self.failpoints.hit("checkpoint.after_outputs")  # all written, inside the transaction
         return ends
 
@@ -273,6 +296,7 @@ class Checkpointer:
     def close(self) -> None:
         """Close the producer in the background: a broken one may take its time (its open
         transaction, if any, is aborted by its successor's ``init_transactions`` anyway)."""
+        self.stats.flush()
         threading.Thread(target=self.producer.close, name="producer-close", daemon=True).start()
 
 
