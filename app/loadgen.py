@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from random import Random
@@ -84,11 +84,14 @@ async def produce(
     malformed: int = 0,
     topic: str | None = None,
     on_progress: Callable[[int], None] | None = None,
+    before_batch: Callable[[int], Awaitable[None]] | None = None,
 ) -> LoadgenResult:
     """Send ``count`` transactions (+ ``malformed`` bad records) at ``rate`` records/s.
 
     ``topic`` defaults to the settings' input topic; the service's topics are created first
-    if missing. ``on_progress`` is called with the number of records each batch added.
+    if missing. ``on_progress`` is called with the number of records each batch added;
+    ``before_batch`` is awaited with the number sent so far before each batch, and may hold
+    the load back (the fault tests feed in steps, one per worker they kill).
     """
     if count < 0 or malformed < 0 or rate < 0:
         raise ValueError("count, malformed and rate must not be negative")
@@ -101,7 +104,7 @@ async def produce(
     try:
         records = outgoing(count, cards=cards, seed=seed, malformed=malformed)
         valid, fraud, bad = await send_paced(
-            producer, settings.input_topic, records, rate, on_progress
+            producer, settings.input_topic, records, rate, on_progress, before_batch=before_batch
         )
     finally:
         await producer.stop()
@@ -114,12 +117,21 @@ async def send_paced(
     records: Iterator[Outgoing],
     rate: float,
     on_progress: Callable[[int], None] | None,
+    *,
+    before_batch: Callable[[int], Awaitable[None]] | None = None,
 ) -> tuple[int, int, int]:
-    """Send in batches, waiting for each batch's acks and, at a rate, for its time slot."""
+    """Send in batches, waiting for each batch's acks and, at a rate, for its time slot
+    (time spent held back by ``before_batch`` does not count: no burst after it)."""
     size, sent, valid, fraud = batch_size(rate), 0, 0, 0
     loop = asyncio.get_running_loop()
     started = loop.time()
-    while batch := list(islice(records, size)):
+    while True:
+        if before_batch is not None:
+            held = loop.time()
+            await before_batch(sent)
+            started += loop.time() - held
+        if not (batch := list(islice(records, size))):
+            break
         acks = [await producer.send(topic, r.value, key=r.key) for r in batch]
         await asyncio.gather(*acks)
         sent += len(batch)

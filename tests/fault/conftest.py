@@ -31,13 +31,21 @@ class Load:
 
 @pytest.fixture
 def load(request: pytest.FixtureRequest) -> Load:
-    return Load(500_000, 50) if request.config.getoption("--soak") else Load(50_000, 10)
+    return Load(500_000, 50) if request.config.getoption("--soak") else Load(50_000, 16)
 
 
 @pytest.fixture
 def deployment(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Iterator[Deployment]:
+    # fetches of 100 records and checkpoints of about 500: a worker working off a backlog
+    # still goes through enough checkpoints for the failpoints' counts (a fetch is processed
+    # whole, so with the defaults a backlog of 10,000 records took as few as 5)
     settings = isolated_settings(
-        kafka_bootstrap, unique, tmp_path / "var", session_timeout_ms=6_000
+        kafka_bootstrap,
+        unique,
+        tmp_path / "var",
+        session_timeout_ms=6_000,
+        fetch_max_records=100,
+        checkpoint_max_records=500,
     )
     dep = Deployment(settings, tmp_path)
     yield dep

@@ -5,6 +5,7 @@ an audit sink must turn the decisions into exactly one audit row each."""
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from app.loadgen import LoadgenResult, produce
 from app.process import WorkerProcess
@@ -20,6 +21,45 @@ def feed(dep: Deployment, count: int, rate: float = RATE) -> asyncio.Task[Loadge
     return asyncio.create_task(
         produce(dep.settings, count=count, cards=CARDS, seed=SEED, rate=rate, malformed=MALFORMED)
     )
+
+
+class SteppedFeed:
+    """The input in ``steps`` equal parts, each sent (at ``RATE``) once :meth:`step` allows it.
+
+    A kill plan steps it at every worker start, so every worker it kills has input arriving:
+    a feed that runs ahead of the plan leaves the later kills to land on an idle worker, and
+    their failpoints to wait for checkpoints that never come."""
+
+    def __init__(self, dep: Deployment, count: int, steps: int) -> None:
+        self._size = -(-(count + MALFORMED) // steps)
+        self._allowed = 0
+        self._more = asyncio.Event()
+        self.task = asyncio.create_task(
+            produce(
+                dep.settings,
+                count=count,
+                cards=CARDS,
+                seed=SEED,
+                rate=RATE,
+                malformed=MALFORMED,
+                before_batch=self._held,
+            )
+        )
+
+    async def _held(self, sent: int) -> None:
+        while sent >= self._allowed:
+            self._more.clear()
+            await self._more.wait()
+
+    def step(self) -> None:
+        self._allowed += self._size
+        self._more.set()
+
+    def rest(self) -> asyncio.Task[LoadgenResult]:
+        """Let the rest of the input go; the feed's task, for :func:`finish`."""
+        self._allowed = sys.maxsize
+        self._more.set()
+        return self.task
 
 
 async def finish(

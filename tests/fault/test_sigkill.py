@@ -13,7 +13,7 @@ from random import Random
 import pytest
 
 from tests.fault.conftest import SEED, Load
-from tests.fault.scenario import feed, finish
+from tests.fault.scenario import SteppedFeed, finish
 from tests.support.deployment import Deployment, aborted_decisions
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -32,21 +32,27 @@ STEP_KILLS = [
 
 
 async def _run_with_kills(
-    dep: Deployment, plan: list[str | None], rng: Random, lose_disk: bool
+    dep: Deployment, plan: list[str | None], feed: SteppedFeed, rng: Random, lose_disk: bool
 ) -> int:
-    """Start, kill and restart the worker once per plan item; returns the number of kills."""
+    """Start, kill and restart the worker once per plan item, with the next step of the input
+    on its way each time; returns the number of kills."""
     kills = 0
     for failpoints in plan:
         if lose_disk:
             dep.lose_disk("w1")
         worker = dep.start("w1", failpoints=failpoints or "")
+        # The next part of the input goes out once the worker is ready (or dead already), so
+        # that it arrives while the worker runs: a backlog would be decided in a few large
+        # checkpoints, fewer than a failpoint may be waiting for.
+        ready = await worker.wait_for_log("ready at offset")
+        feed.step()
         if failpoints:  # the failpoint kills it; if the step is never reached, we do
             for _ in range(_FAILPOINT_PATIENCE_S * 20):
                 if worker.process.poll() is not None:
                     break
                 await asyncio.sleep(0.05)
         else:
-            assert await worker.wait_for_log("ready at offset"), dep.logs()
+            assert ready, dep.logs()
             await asyncio.sleep(rng.uniform(0.05, 1.5))
         kills += worker.kill() == -9
     return kills
@@ -58,9 +64,9 @@ def _plan(kills: int) -> list[str | None]:
 
 
 async def _scenario(dep: Deployment, load: Load, plan: list[str | None], *, lose_disk: bool) -> int:
-    feeding = feed(dep, load.count)
-    kills = await _run_with_kills(dep, plan, Random(SEED), lose_disk)
-    await finish(dep, feeding)
+    feed = SteppedFeed(dep, load.count, len(plan))
+    kills = await _run_with_kills(dep, plan, feed, Random(SEED), lose_disk)
+    await finish(dep, feed.rest())
     return kills
 
 
