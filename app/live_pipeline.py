@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from app.db.engine import never_migrated
 from app.db.registry import ArtefactRef, Selection, load_registered, read_selection
 from app.model_cache import cached_default_model
 from app.settings import FraudscoreSettings
@@ -143,7 +144,9 @@ class LivePipeline:
                 selection = read_selection(session)
         except SQLAlchemyError as exc:
             if self._readable is not False:
-                log.warning(
+                log.log(
+                    # never migrated is the zero-setup default, not a fault
+                    logging.INFO if never_migrated(self._engine) else logging.WARNING,
                     "cannot read the model registry at %s (%s): scoring with what is loaded "
                     "(`fraudscore db upgrade` sets the registry up)",
                     self._engine.url.render_as_string(hide_password=True),

@@ -24,6 +24,7 @@ import time
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.db.engine import never_migrated
 from app.db.merchant_risk import load_snapshot, published_days
 from features.merchant import MerchantRiskParams, Snapshot, choose_version
 
@@ -77,7 +78,8 @@ class DatabaseSnapshots:
             days = published_days(self._engine, self.params.delay_days)
         except SQLAlchemyError as exc:
             if self._readable:
-                log.warning(
+                log.log(
+                    logging.INFO if never_migrated(self._engine) else logging.WARNING,
                     "cannot read the merchant snapshots (%s): merchant features are zero, "
                     "decisions say merchant_risk_version null (`fraudscore db upgrade`, "
                     "`fraudscore merchant-risk`)",

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, inspect, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db.errors import DatabaseError
@@ -54,3 +54,12 @@ def database_errors(engine: Engine) -> Iterator[None]:
             f"registry database {engine.url.render_as_string(hide_password=True)}: "
             f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"
         ) from exc
+
+
+def never_migrated(engine: Engine) -> bool:
+    """Whether the database answers but ``fraudscore db upgrade`` never ran on it (no Alembic
+    version table): the zero-setup default, not a fault. False if it does not answer."""
+    try:
+        return not inspect(engine).has_table("alembic_version")
+    except SQLAlchemyError:
+        return False

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 
 from app.db import migration, registry
 from app.db.engine import create_db_engine
@@ -123,23 +123,37 @@ def test_keeps_its_model_when_the_promoted_artefact_is_refused(
         live.close()
 
 
+@pytest.mark.parametrize(
+    ("database", "level"),
+    [
+        ("never-migrated.db", logging.INFO),  # the zero-setup default: nothing is wrong
+        ("not-a-directory/registry.db", logging.WARNING),  # a fault: say so
+    ],
+)
 def test_an_unreadable_registry_leaves_the_configured_model(
-    settings: FraudscoreSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    settings: FraudscoreSettings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    database: str,
+    level: int,
 ) -> None:
-    empty = settings.model_copy(
-        update={"database_url": SecretStr(f"sqlite:///{tmp_path / 'never-migrated.db'}")}
+    (tmp_path / "not-a-directory").write_text("a file where a directory should be")
+    unreadable = settings.model_copy(
+        update={"database_url": SecretStr(f"sqlite:///{tmp_path / database}")}
     )
-    with caplog.at_level(logging.WARNING, logger="app.live_pipeline"):
-        live = LivePipeline(empty, create_db_engine(empty))
+    engine = create_engine(unreadable.sql_url)  # create_db_engine would make the directory
+    with caplog.at_level(logging.INFO, logger="app.live_pipeline"):
+        live = LivePipeline(unreadable, engine)
         try:
             assert _poll(live) is None
         finally:
             live.close()
     assert _versions(live.current) == ("m1", None, "default-1")
-    warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1  # said once, not at every poll
-    assert "cannot read the model registry" in warnings[0]
-    assert "fraudscore db upgrade" in warnings[0]
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert len(said) == 1  # said once, not at every poll
+    assert said[0][0] == level
+    assert "cannot read the model registry" in said[0][1]
+    assert "fraudscore db upgrade" in said[0][1]
 
 
 def test_the_watcher_thread_delivers_a_promotion(settings: FraudscoreSettings) -> None:
