@@ -5,7 +5,6 @@ an audit sink must turn the decisions into exactly one audit row each."""
 from __future__ import annotations
 
 import asyncio
-import sys
 
 from app.loadgen import LoadgenResult, produce
 from app.process import WorkerProcess
@@ -13,6 +12,7 @@ from tests.fault.conftest import CARDS, MALFORMED, RATE, SEED
 from tests.support.audit import assert_audited
 from tests.support.deployment import Deployment, assert_exactly_once
 from tests.support.reference import Reference, reference
+from tests.support.steps import Steps
 
 
 def feed(dep: Deployment, count: int, rate: float = RATE) -> asyncio.Task[LoadgenResult]:
@@ -24,16 +24,11 @@ def feed(dep: Deployment, count: int, rate: float = RATE) -> asyncio.Task[Loadge
 
 
 class SteppedFeed:
-    """The input in ``steps`` equal parts, each sent (at ``RATE``) once :meth:`step` allows it.
-
-    A kill plan steps it at every worker start, so every worker it kills has input arriving:
-    a feed that runs ahead of the plan leaves the later kills to land on an idle worker, and
-    their failpoints to wait for checkpoints that never come."""
+    """The input in ``steps`` equal parts, each sent (at ``RATE``) once :meth:`step` allows it
+    (:mod:`tests.support.steps`): a kill plan steps it at every worker start."""
 
     def __init__(self, dep: Deployment, count: int, steps: int) -> None:
-        self._size = -(-(count + MALFORMED) // steps)
-        self._allowed = 0
-        self._more = asyncio.Event()
+        self._steps = Steps(-(-(count + MALFORMED) // steps))
         self.task = asyncio.create_task(
             produce(
                 dep.settings,
@@ -42,23 +37,16 @@ class SteppedFeed:
                 seed=SEED,
                 rate=RATE,
                 malformed=MALFORMED,
-                before_batch=self._held,
+                before_batch=self._steps.held,
             )
         )
 
-    async def _held(self, sent: int) -> None:
-        while sent >= self._allowed:
-            self._more.clear()
-            await self._more.wait()
-
     def step(self) -> None:
-        self._allowed += self._size
-        self._more.set()
+        self._steps.step()
 
     def rest(self) -> asyncio.Task[LoadgenResult]:
         """Let the rest of the input go; the feed's task, for :func:`finish`."""
-        self._allowed = sys.maxsize
-        self._more.set()
+        self._steps.open()
         return self.task
 
 

@@ -28,6 +28,7 @@ from tests.fault.conftest import SEED, Load
 from tests.support.audit import READY, assert_audit_equals_decisions, start_sink, wait_for_rows
 from tests.support.decisions import decisions_of, publish
 from tests.support.settings import isolated_settings
+from tests.support.steps import Steps
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -63,21 +64,34 @@ def sinks() -> Iterator[list[WorkerProcess]]:
         sink.stop()
 
 
-def _publishing(settings: FraudscoreSettings, load: Load) -> tuple[int, asyncio.Task[int]]:
+def _publishing(
+    settings: FraudscoreSettings, load: Load, steps: Steps | None = None
+) -> tuple[int, asyncio.Task[int]]:
     decisions = decisions_of(load.count // 2, seed=SEED, cards=2000)
-    return len(decisions), asyncio.create_task(publish(settings, decisions, pause_s=0.05))
+    published = publish(
+        settings,
+        decisions,
+        pause_s=0.05,
+        before_transaction=None if steps is None else steps.held,
+    )
+    return len(decisions), asyncio.create_task(published)
 
 
-async def _kill(sink: WorkerProcess, failpoints: str, rng: Random) -> str:
+async def _kill(sink: WorkerProcess, failpoints: str, rng: Random, steps: Steps) -> str:
     """SIGKILL ``sink``: by its failpoint (it kills itself at that step), or else by us at a
-    random moment. Returns the failpoint that fired, or "random"."""
+    random moment; the next step of the decisions goes out once it is ready (or dead), so
+    that it has work. Returns the failpoint that fired, or "random"."""
+    ready = await sink.wait_for_log(READY)
+    steps.step()
     if failpoints:  # generous: under load a sink can take many seconds just to start
-        for _ in range(_FAILPOINT_PATIENCE_S * 20):
+        for tick in range(1, _FAILPOINT_PATIENCE_S * 20):
             if sink.process.poll() is not None:
                 break
+            if tick % 40 == 0:  # 2 s and the failpoint's commit has not come: more work
+                steps.step()
             await asyncio.sleep(0.05)
     else:
-        assert await sink.wait_for_log(READY), sink.log_tail()
+        assert ready, sink.log_tail()
         await asyncio.sleep(rng.uniform(0.1, 2.0))
     fired = sink.process.poll() is not None
     assert sink.kill() == -9, f"the sink exited on its own:\n{sink.log_tail()}"
@@ -116,7 +130,8 @@ async def test_sigkills_at_random_and_between_files_and_commit_with_maintenance_
         # CI's 25 minutes: the commit protocol is the same on both catalogs, and PostgreSQL's
         # own behaviour (locking, conflicts) is raced by the two-sink test below in CI
         pytest.skip("the PostgreSQL catalog's SIGKILL run is part of --soak")
-    total, feeding = _publishing(settings, load)
+    steps = Steps(-(-load.count // 2 // load.kills))
+    total, feeding = _publishing(settings, load, steps)
     stop_maintenance = asyncio.Event()
     maintenance = asyncio.create_task(_maintain_continuously(settings, stop_maintenance))
     rng, kills = Random(SEED), Counter[str]()
@@ -124,10 +139,14 @@ async def test_sigkills_at_random_and_between_files_and_commit_with_maintenance_
         failpoints = "" if i % 2 == 0 else STEP_KILLS[(i // 2) % len(STEP_KILLS)]
         sink = start_sink(settings, tmp_path / f"sink-{i}.log", failpoints=failpoints)
         sinks.append(sink)
-        kills[await _kill(sink, failpoints, rng)] += 1
+        kills[await _kill(sink, failpoints, rng, steps)] += 1
+    steps.open()
     assert await feeding > 0
     last = start_sink(settings, tmp_path / "sink-last.log")
     sinks.append(last)
+    # ready first: the killed sinks may have written every row already, and a sink stopped
+    # before it handles SIGTERM dies of it (-15) instead of stopping cleanly
+    assert await last.wait_for_log(READY), last.log_tail()
     await wait_for_rows(settings, total, last)
     stop_maintenance.set()
     assert last.stop() == 0, last.log_tail()

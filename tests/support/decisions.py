@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 
 import msgspec
@@ -58,13 +58,15 @@ async def publish(
     abort_every: int = 4,
     processed_at_ms: int = 1_767_225_600_000,
     pause_s: float = 0.0,
+    before_transaction: Callable[[int], Awaitable[None]] | None = None,
 ) -> int:
     """Produce ``decisions`` to the decisions topic in transactions of ``per_transaction``.
 
     Every ``abort_every``-th transaction is first written and aborted, then written again and
     committed: a ``read_committed`` reader sees each decision once, a ``read_uncommitted`` one
-    sees the aborted copies too. ``pause_s`` between transactions paces the stream. Returns
-    the number of aborted records.
+    sees the aborted copies too. ``pause_s`` between transactions paces the stream;
+    ``before_transaction`` is awaited with the number of decisions sent so far before each
+    (e.g. :meth:`tests.support.steps.Steps.held`). Returns the number of aborted records.
     """
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
@@ -78,6 +80,8 @@ async def publish(
     headers = [(PROCESSED_AT_HEADER, str(processed_at_ms).encode())]
     try:
         for number, start in enumerate(range(0, len(decisions), per_transaction), 1):
+            if before_transaction is not None:
+                await before_transaction(start)
             chunk = decisions[start : start + per_transaction]
             if number % abort_every == 0:
                 await producer.begin_transaction()
