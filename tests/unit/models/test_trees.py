@@ -259,3 +259,18 @@ def test_a_file_that_is_not_saved_trees_is_refused(tmp_path: Path) -> None:
     for path in (tmp_path / "empty.npz", tmp_path / "other.npz", tmp_path / "missing.npz"):
         with pytest.raises(ValueError, match=r"no saved trees|saved trees format"):
             CompiledModel.load(path)
+
+
+def test_big_batches_are_evaluated_in_slices_with_the_same_bits(
+    hist_model: HistGradientBoostingClassifier, data: tuple[Rows, list[int]]
+) -> None:
+    rows: Rows = [tuple(row) for row in _with_nans(data[0]).tolist()]
+    assert len(rows) > 4096  # more than one slice
+    compiled = _compiled(hist_model)
+    pieces = [rows[i : i + 1000] for i in range(0, len(rows), 1000)]
+    assert _bits(compiled.proba(rows)) == _bits(
+        [p for piece in pieces for p in compiled.proba(piece)]
+    )
+    assert compiled.contributions(rows) == [
+        c for piece in pieces for c in compiled.contributions(piece)
+    ]
