@@ -20,7 +20,8 @@ the knobs; the broker is ``FRAUDSCORE_KAFKA_BOOTSTRAP`` or ``--bootstrap``).
    ``time.perf_counter`` just before the send; the follower stamps arrivals with the same
    clock. Latency = arrival - send. If the producer falls behind the offered rate, the
    achieved rate is what is reported. An id not decided 15 s after the last send counts as
-   infinitely late in the percentiles (shown as "not decided").
+   infinitely late in the percentiles (shown as "not decided"). ``--latency-workers N`` runs
+   N worker processes in one consumer group instead of one (their CPU is summed).
 3. **Recovery.** One transaction for each of ``--recovery-cards`` cards builds the state; an
    exactly-once worker with a static ``instance_id`` decides them all (its committed offsets
    reach the input's end), is SIGKILLed, and is restarted with the same instance id; right
@@ -99,6 +100,7 @@ class Options:
     rates: tuple[int, ...]
     duration_s: float
     alo_latency: bool
+    latency_workers: int  # worker processes in the latency runs (one consumer group)
     recovery_cards: int
     fetch_wait_ms: int
     broker_pid: int | None
@@ -396,7 +398,7 @@ async def _collect(follower: Follower, phase: _Phase) -> None:
 async def latency_phase(
     settings: FraudscoreSettings,
     follower: Follower,
-    worker: WorkerProcess,
+    workers: Sequence[WorkerProcess],
     records: list[Paced],
     rate: int,
 ) -> Latency:
@@ -405,10 +407,19 @@ async def latency_phase(
     )
     await producer.start()
     phase = _Phase()
-    pid = worker.process.pid
-    before, cpu_before, started = load1(), cpu_seconds(pid), time.perf_counter()
-    queued_before = run_queue_seconds(pid)
-    retries_before = count_in_log(worker.log_path, _RETRY)
+    pids = [worker.process.pid for worker in workers]
+
+    def cpu() -> float:
+        return sum(cpu_seconds(pid) for pid in pids)
+
+    def queued() -> float:
+        return sum(run_queue_seconds(pid) for pid in pids)
+
+    def retries() -> int:
+        return sum(count_in_log(worker.log_path, _RETRY) for worker in workers)
+
+    before, cpu_before, started = load1(), cpu(), time.perf_counter()
+    queued_before, retries_before = queued(), retries()
     collector = asyncio.create_task(_collect(follower, phase))
     try:
         elapsed, behind = await _send_paced(producer, settings.input_topic, records, rate, phase)
@@ -416,10 +427,11 @@ async def latency_phase(
         phase.done.set()
         await producer.stop()
     await collector
-    check_alive(worker)
+    for worker in workers:
+        check_alive(worker)
     wall = time.perf_counter() - started
-    cpu_share = (cpu_seconds(pid) - cpu_before) / wall
-    queued_share = (run_queue_seconds(pid) - queued_before) / wall
+    cpu_share = (cpu() - cpu_before) / wall
+    queued_share = (queued() - queued_before) / wall
     total, in_worker = phase.latencies()
     return Latency(
         guarantee=settings.processing_guarantee,
@@ -431,14 +443,16 @@ async def latency_phase(
         latencies_ms=total,
         in_worker_ms=in_worker,
         max_behind_ms=behind * 1000,
-        retries=count_in_log(worker.log_path, _RETRY) - retries_before,
+        retries=retries() - retries_before,
         worker_cpu_share=cpu_share,
         worker_queued_share=queued_share,
         load=Load(before, load1()),
     )
 
 
-async def _warm_up(settings: FraudscoreSettings, follower: Follower, worker: WorkerProcess) -> None:
+async def _warm_up(
+    settings: FraudscoreSettings, follower: Follower, workers: Sequence[WorkerProcess]
+) -> None:
     """Decide a first small batch so that training, join and restore are behind us."""
     warm = _paced_records(500, 5_000, seed=99)
     part = partitioner(settings.partitions)
@@ -450,7 +464,8 @@ async def _warm_up(settings: FraudscoreSettings, follower: Follower, worker: Wor
     deadline = time.monotonic() + 180
     while not wanted <= seen:
         seen.update((await follower.poll())[1])
-        check_alive(worker)
+        for worker in workers:
+            check_alive(worker)
         if time.monotonic() > deadline:
             raise WorkerError("warm-up decisions did not arrive")
 
@@ -464,21 +479,48 @@ async def latency(opts: Options, guarantee: str) -> list[Latency]:
     await ensure_topics(settings)
     follower = Follower(settings, opts.fetch_wait_ms)
     await follower.start(from_end=False)
-    worker, _, _ = spawn(settings, opts.log(f"latency-{guarantee}"))
+    workers = await _start_group(settings, opts, f"latency-{guarantee}")
     results = []
     try:
-        await _warm_up(settings, follower, worker)
+        await _warm_up(settings, follower, workers)
         for rate, records in workloads.items():
-            result = await latency_phase(settings, follower, worker, records, rate)
+            result = await latency_phase(settings, follower, workers, records, rate)
             console.print(
                 f"  {guarantee} {rate:,} TPS offered ({result.achieved_tps:,.0f} achieved): "
                 f"p50 {_f(result.p(50), 1)} ms, p99 {_f(result.p(99), 1)} ms, load {result.load}"
             )
             results.append(result)
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
         await follower.stop()
     return results
+
+
+async def _start_group(
+    settings: FraudscoreSettings, opts: Options, name: str
+) -> list[WorkerProcess]:
+    """``opts.latency_workers`` worker processes in one consumer group, each with its own
+    state dir (and so its own transactional id), started one after the other; the warm-up
+    that follows needs every partition decided, so the group has settled before measuring."""
+    count = opts.latency_workers
+    workers: list[WorkerProcess] = []
+    try:
+        for i in range(count):
+            own = (
+                settings
+                if count == 1
+                else settings.model_copy(update={"var_dir": settings.var_dir / f"w{i}"})
+            )
+            worker, _, _ = spawn(own, opts.log(name if count == 1 else f"{name}-w{i}"))
+            workers.append(worker)
+            if not await worker.wait_for_log("ready at offset"):
+                raise WorkerError(f"worker {i} did not get ready:\n{worker.log_tail()}")
+    except BaseException:
+        for worker in workers:
+            worker.stop()
+        raise
+    return workers
 
 
 # --- 3. recovery ------------------------------------------------------------------------------
@@ -829,6 +871,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--rates", help="offered loads for the latency runs, comma-separated (1000,5000)")
     add("--duration", type=float, help="seconds per latency load (30)")
     add("--no-alo-latency", action="store_true", help="latency for exactly-once only")
+    add("--latency-workers", type=int, default=1, help="worker processes in the latency runs")
     add("--recovery-cards", type=int, help="cards of state for the recovery runs (1,000,000)")
     add("--parts", default="throughput,latency,recovery", help="which parts to run")
     add("--fetch-wait-ms", type=int, default=100, help="fetch.max.wait.ms of the follower")
@@ -854,6 +897,7 @@ def options(args: argparse.Namespace, root: Path) -> Options:
         rates=tuple(int(x) for x in rates.split(",")),
         duration_s=args.duration or (5.0 if quick else 30.0),
         alo_latency=not (args.no_alo_latency or quick),
+        latency_workers=args.latency_workers,
         recovery_cards=args.recovery_cards or (100_000 if quick else 1_000_000),
         fetch_wait_ms=args.fetch_wait_ms,
         broker_pid=args.broker_pid,
@@ -870,7 +914,8 @@ def header(opts: Options, args: argparse.Namespace, argv: Sequence[str]) -> None
     table.add_row("broker at", b.kafka_bootstrap)
     worker = (
         f"checkpoint every {b.checkpoint_interval_ms} ms or {b.checkpoint_max_records:,} "
-        f"records, fetch {b.fetch_max_records:,}, {opts.partitions} partitions, 1 process"
+        f"records, fetch {b.fetch_max_records:,}, {opts.partitions} partitions, 1 process "
+        f"({opts.latency_workers} in the latency runs)"
     )
     table.add_row("worker", worker)
     table.add_row(
