@@ -90,10 +90,10 @@ def save_artefact(directory: Path, scorer: Scorer, training: dict[str, Any]) -> 
     """Write ``scorer`` and its metadata into ``directory`` (created if needed)."""
     if scorer.feature_names != FEATURE_NAMES:
         raise ArtefactError("the scorer's feature names are not this build's FEATURE_NAMES")
-    import skops.io as sio  # noqa: PLC0415 - all of scikit-learn: only to write or read skops
-
     if scorer.model is None:
         raise ArtefactError(f"model {scorer.version!r} was loaded without its fitted model")
+    import skops.io as sio  # noqa: PLC0415 - all of scikit-learn: only to write or read skops
+
     directory.mkdir(parents=True, exist_ok=True)
     sio.dump(scorer.model, directory / MODEL_FILE)
     if scorer.trees is not None:

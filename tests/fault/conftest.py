@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from app.process import WorkerProcess
 from tests.support.deployment import Deployment
 from tests.support.settings import isolated_settings
 
@@ -50,3 +51,12 @@ def deployment(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Iterator[De
     dep = Deployment(settings, tmp_path)
     yield dep
     dep.stop_all()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[WorkerProcess]]:
+    """Processes a test starts (audit sinks, aggregators): stopped when it ends, however."""
+    started: list[WorkerProcess] = []
+    yield started
+    for process in started:
+        process.stop()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
@@ -54,14 +53,6 @@ def settings(
         audit_checkpoint_interval_ms=300,
         audit_checkpoint_max_records=500,
     )
-
-
-@pytest.fixture
-def sinks() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for sink in started:
-        sink.stop()
 
 
 def _publishing(
@@ -123,7 +114,7 @@ async def test_sigkills_at_random_and_between_files_and_commit_with_maintenance_
     settings: FraudscoreSettings,
     load: Load,
     tmp_path: Path,
-    sinks: list[WorkerProcess],
+    processes: list[WorkerProcess],
     request: pytest.FixtureRequest,
 ) -> None:
     if settings.audit_catalog_uri is not None and not request.config.getoption("--soak"):
@@ -138,12 +129,12 @@ async def test_sigkills_at_random_and_between_files_and_commit_with_maintenance_
     for i in range(load.kills):
         failpoints = "" if i % 2 == 0 else STEP_KILLS[(i // 2) % len(STEP_KILLS)]
         sink = start_sink(settings, tmp_path / f"sink-{i}.log", failpoints=failpoints)
-        sinks.append(sink)
+        processes.append(sink)
         kills[await _kill(sink, failpoints, rng, steps)] += 1
     steps.open()
     assert await feeding > 0
     last = start_sink(settings, tmp_path / "sink-last.log")
-    sinks.append(last)
+    processes.append(last)
     # ready first: the killed sinks may have written every row already, and a sink stopped
     # before it handles SIGTERM dies of it (-15) instead of stopping cleanly
     assert await last.wait_for_log(READY), last.log_tail()
@@ -162,16 +153,16 @@ async def test_sigkills_at_random_and_between_files_and_commit_with_maintenance_
 
 
 async def test_two_sinks_on_one_table_race_without_duplicates(
-    settings: FraudscoreSettings, load: Load, tmp_path: Path, sinks: list[WorkerProcess]
+    settings: FraudscoreSettings, load: Load, tmp_path: Path, processes: list[WorkerProcess]
 ) -> None:
     total, feeding = _publishing(settings, load)
-    sinks.extend(start_sink(settings, tmp_path / f"sink-{name}.log") for name in "ab")
+    processes.extend(start_sink(settings, tmp_path / f"sink-{name}.log") for name in "ab")
     assert await feeding > 0
-    await wait_for_rows(settings, total, *sinks)
-    for sink in sinks:
+    await wait_for_rows(settings, total, *processes)
+    for sink in processes:
         assert sink.stop() == 0, sink.log_tail()
 
     rows = await assert_audit_equals_decisions(settings)
     assert len(rows) == total
-    races = sum(sink.log_path.read_text().count("lost a commit race") for sink in sinks)
+    races = sum(sink.log_path.read_text().count("lost a commit race") for sink in processes)
     assert races > 0, "the sinks never collided: the test proved nothing"

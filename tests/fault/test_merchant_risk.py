@@ -62,14 +62,6 @@ def engine(settings: FraudscoreSettings) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def aggregators() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for process in started:
-        process.stop()
-
-
 def _stream(seed: int) -> tuple[list[tuple[bytes, bytes]], list[LabelRecord], list[int]]:
     """Records in order of report time over ~40 days; every BAD_EVERY-th is invalid. Returns
     the records, the valid labels and the offsets of the invalid ones."""
@@ -120,7 +112,7 @@ async def _kill(process: WorkerProcess, failpoints: str, rng: Random) -> str:
 
 
 async def test_sigkills_leave_every_label_once_and_every_snapshot_right(
-    settings: FraudscoreSettings, engine: Engine, tmp_path: Path, aggregators: list[WorkerProcess]
+    settings: FraudscoreSettings, engine: Engine, tmp_path: Path, processes: list[WorkerProcess]
 ) -> None:
     records, valid, bad = _stream(seed=2026)
     feeding = asyncio.create_task(send_labels(settings, records, chunk=15, pause_s=0.5))
@@ -128,11 +120,11 @@ async def test_sigkills_leave_every_label_once_and_every_snapshot_right(
     for i in range(KILLS):
         failpoints = "" if i % 2 == 0 else STEP_KILLS[(i // 2) % len(STEP_KILLS)]
         process = _start(settings, tmp_path / f"aggregator-{i}.log", failpoints)
-        aggregators.append(process)
+        processes.append(process)
         kills[await _kill(process, failpoints, rng)] += 1
     assert await feeding == len(records)
     last = _start(settings, tmp_path / "aggregator-last.log")
-    aggregators.append(last)
+    processes.append(last)
     assert await last.wait_for_log(READY), last.log_tail()  # SIGTERM is handled from then on
     done = await until(lambda: positions(engine, settings.labels_topic).get(0) == len(records))
     assert last.stop() == 0, last.log_tail()
