@@ -210,6 +210,15 @@ def featurize(
 
 
 @dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a model and a policy make of one feature vector."""
+
+    score: float
+    decision: str  # an Outcome's value: APPROVE, REVIEW or DECLINE
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Pipeline:
     """``scorer`` and ``policy`` decide; ``shadow``, if any, is scored on the same feature
     vectors and recorded beside the live score without affecting the decision; ``merchants``
@@ -233,26 +242,33 @@ class Pipeline:
         )
         result = BatchResult(dead_letters=dead_letters, late=[f.record for f in accepted if f.late])
         vectors = [f.vector for f in accepted]
-        scores = self.scorer.score_batch(vectors)
+        verdicts = self.judge(vectors)
         shadow_scores = None if self.shadow is None else self.shadow.score_batch(vectors)
-        result.decisions.extend(self._decisions(accepted, scores, shadow_scores))
+        result.decisions.extend(self._decisions(accepted, verdicts, shadow_scores))
         return result
+
+    def judge(self, vectors: Sequence[FeatureVector]) -> list[Verdict]:
+        """Score, decide and explain feature vectors (one model call for the scores, one for
+        the reasons of the REVIEW and DECLINE ones): what :meth:`run` records for each, and
+        what ``fraudscore audit reproduce`` recomputes from an audit row."""
+        scores = self.scorer.score_batch(vectors)
+        decisions = [decide(s, v, self.policy) for s, v in zip(scores, vectors, strict=True)]
+        reasons = self._reasons(vectors, decisions)
+        return [
+            Verdict(score, decision.outcome.value, why)
+            for score, decision, why in zip(scores, decisions, reasons, strict=True)
+        ]
 
     def _decisions(
         self,
         accepted: list[Featurized],
-        scores: list[float],
+        verdicts: list[Verdict],
         shadow_scores: Sequence[float] | None = None,
     ) -> Iterator[tuple[bytes, DecisionRecord]]:
         policy = self.policy
-        vectors = [f.vector for f in accepted]
         shadow_version = None if self.shadow is None else self.shadow.version
         shadows: Sequence[float | None] = shadow_scores or [None] * len(accepted)
-        decisions = [decide(s, v, policy) for s, v in zip(scores, vectors, strict=True)]
-        reasons = self._reasons(vectors, decisions)
-        for featurized, score, decision, why, shadow_score in zip(
-            accepted, scores, decisions, reasons, shadows, strict=True
-        ):
+        for featurized, verdict, shadow_score in zip(accepted, verdicts, shadows, strict=True):
             record, txn = featurized.record, featurized.txn
             yield (
                 txn.card_id.encode(),
@@ -263,9 +279,9 @@ class Pipeline:
                     currency=txn.currency,
                     merchant_id=txn.merchant_id,
                     event_time=format_event_time(txn.event_time_ms),
-                    score=score,
-                    decision=decision.outcome.value,
-                    reasons=why,
+                    score=verdict.score,
+                    decision=verdict.decision,
+                    reasons=verdict.reasons,
                     model_version=self.scorer.version,
                     policy_version=policy.version,
                     feature_schema_version=FEATURE_SCHEMA_VERSION,
@@ -279,7 +295,7 @@ class Pipeline:
             )
 
     def _reasons(
-        self, vectors: list[FeatureVector], decisions: list[Decision]
+        self, vectors: Sequence[FeatureVector], decisions: list[Decision]
     ) -> list[tuple[str, ...]]:
         """Each decision's reason codes, with the model's added to every REVIEW and DECLINE
         (one :meth:`Scorer.contributions` call for all of them: they are few)."""
