@@ -34,7 +34,6 @@ from models.pipeline import DecisionRecord
 from sinks.errors import AuditError
 from sinks.iceberg import (
     AuditPosition,
-    AuditRow,
     AuditTable,
     CommittedDecision,
     from_epoch_ms,
@@ -79,26 +78,6 @@ def load_audit_table(settings: FraudscoreSettings) -> AuditTable:
     return load_table(_catalog(settings), settings.audit_table)
 
 
-def find_transaction(
-    settings: FraudscoreSettings,
-    transaction_id: str,
-    *,
-    snapshot_id: int | None = None,
-    as_of: datetime | None = None,
-    day: date | None = None,
-) -> list[AuditRow]:
-    """The audit rows of one transaction (for ``fraudscore audit show`` and the API).
-
-    ``snapshot_id``: as the table was in that snapshot (Iceberg time travel). ``as_of``: only
-    what had been ingested by then, which keeps working after snapshots expire. ``day``: the
-    event date (UTC), to read that day's files only. Blocking I/O: from async code, call it in
-    a thread.
-    """
-    return load_audit_table(settings).find(
-        transaction_id, snapshot_id=snapshot_id, ingested_by=as_of, day=day
-    )
-
-
 def expire_snapshots(settings: FraudscoreSettings, older_than: datetime, keep: int) -> int:
     """Expire old snapshots of the audit table (safe while the sink writes); how many."""
     return len(load_audit_table(settings).expire_snapshots(older_than, keep))
@@ -107,6 +86,12 @@ def expire_snapshots(settings: FraudscoreSettings, older_than: datetime, keep: i
 def remove_orphan_files(settings: FraudscoreSettings, older_than: datetime) -> int:
     """Delete unreferenced files of the audit table written before ``older_than``; how many."""
     return len(load_audit_table(settings).remove_orphan_files(older_than))
+
+
+def tag_closed_days(settings: FraudscoreSettings, today: date) -> dict[date, int]:
+    """Tag the last snapshot of every UTC day before ``today`` not tagged yet (``day-DATE``;
+    tagged snapshots are never expired); the snapshots tagged, by day."""
+    return load_audit_table(settings).tag_closed_days(today)
 
 
 def compact_closed_days(settings: FraudscoreSettings, today: date) -> dict[date, int]:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from features.errors import FraudscoreError
 
-__all__ = ["BrokerError", "FraudscoreError", "MissingToolError", "SavepointError"]
+__all__ = [
+    "BrokerError",
+    "FraudscoreError",
+    "MissingToolError",
+    "ReproductionError",
+    "SavepointError",
+]
 
 
 class BrokerError(FraudscoreError):
@@ -17,3 +23,7 @@ class MissingToolError(BrokerError):
 
 class SavepointError(FraudscoreError):
     """A savepoint cannot be taken, read or imported as asked."""
+
+
+class ReproductionError(FraudscoreError):
+    """A recorded decision cannot be recomputed: its model, policy or features are not here."""

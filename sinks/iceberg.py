@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -32,10 +32,12 @@ from typing import Any, Final
 from urllib.parse import urlparse
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyarrow import fs as pafs
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.expressions import (
+    AlwaysTrue,
     And,
     BooleanExpression,
     EqualTo,
@@ -49,6 +51,7 @@ from pyiceberg.expressions.literals import literal
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table, Transaction
+from pyiceberg.table.refs import SnapshotRefType
 from pyiceberg.table.snapshots import Operation, Snapshot, ancestors_of
 from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import DayTransform, IdentityTransform
@@ -84,6 +87,8 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _METADATA_ATTEMPTS: Final = 5  # a metadata change or compaction that keeps losing races gives up
 _SORT: Final = [("card_id", "ascending"), ("event_time", "ascending")]
 _MERCHANT_RISK_DOC: Final = "the merchant snapshot the merchant features came from (null: none)"
+DAY_TAG_PREFIX: Final = "day-"  # + the UTC date: the table as it was at the end of that day
+_STATS_COLUMNS: Final = ("decision", "model_version", "reasons")
 
 
 # --- The table --------------------------------------------------------------------------
@@ -379,6 +384,127 @@ def committed_position(table: Table) -> AuditPosition:
     )
 
 
+# --- Reading ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AsOf:
+    """Which state of the table a query reads: at most one of these; none, the current one.
+
+    ``snapshot_id``: Iceberg time travel to that snapshot (gone once it is expired).
+    ``tag``: the snapshot a tag names, e.g. the day tag ``day-2026-11-21`` (the table at the
+    end of that UTC day; tagged snapshots are never expired). ``ingested_by``: only the rows
+    ingested at or before that moment: on this append-only table (compaction keeps each row's
+    ``ingested_at``) that is the table as it was then, whatever was expired since.
+    """
+
+    snapshot_id: int | None = None
+    tag: str | None = None
+    ingested_by: datetime | None = None
+
+    def __post_init__(self) -> None:
+        given = [v for v in (self.snapshot_id, self.tag, self.ingested_by) if v is not None]
+        if len(given) > 1:
+            raise AuditError("ask as of one thing only: a snapshot, a tag or a time")
+
+
+CURRENT: Final = AsOf()
+EVERYTHING: Final[BooleanExpression] = AlwaysTrue()
+
+
+def day_tag(day: date) -> str:
+    return f"{DAY_TAG_PREFIX}{day.isoformat()}"
+
+
+def stats_of(rows: pa.Table) -> pa.Table:
+    """Counts of ``rows`` (with columns decision, model_version, reasons) as a table of
+    ``group`` (``all``, ``decision``, ``model_version``, ``reason``), ``value`` and
+    ``count``; within a group the biggest count first."""
+    total = pa.table({"value": ["decisions"], "count": pa.array([rows.num_rows], pa.int64())})
+    parts = [
+        ("all", total),
+        ("decision", _counts(rows["decision"])),
+        ("model_version", _counts(rows["model_version"])),
+        ("reason", _counts(pc.list_flatten(rows["reasons"]))),
+    ]
+    groups = [t.add_column(0, "group", pa.array([g] * t.num_rows, pa.string())) for g, t in parts]
+    return pa.concat_tables(groups)
+
+
+def _counts(values: pa.ChunkedArray | pa.Array) -> pa.Table:
+    counted = pa.table({"value": values}).group_by("value").aggregate([("value", "count")])
+    counted = counted.rename_columns(["value", "count"]).cast(
+        pa.schema([("value", pa.string()), ("count", pa.int64())])
+    )
+    return counted.sort_by([("count", "descending"), ("value", "ascending")])
+
+
+def event_time_between(start: datetime | None, end: datetime | None) -> BooleanExpression:
+    """Rows with event times in [``start``, ``end``) (None: unbounded); naive times are UTC.
+    Scans with it read only the days in the range."""
+    condition = EVERYTHING
+    if start is not None:
+        condition = And(condition, _compare(GreaterThanOrEqual, "event_time", _iso(start)))
+    if end is not None:
+        condition = And(condition, _compare(LessThan, "event_time", _iso(end)))
+    return condition
+
+
+def _iso(moment: datetime) -> str:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def _snapshot_to_read(table: Table, as_of: AsOf) -> int | None:
+    """The snapshot ``as_of`` names (None: the current one), refused if it cannot answer."""
+    if as_of.tag is not None:
+        ref = table.refs().get(as_of.tag)
+        if ref is None or ref.snapshot_ref_type != SnapshotRefType.TAG:
+            newest = ", ".join(list(_day_tags(table))[-3:]) or "none yet"
+            raise AuditError(
+                f"{table.name()} has no tag {as_of.tag!r} (newest day tags: {newest}). "
+                "`fraudscore audit maintain` tags the last snapshot of each closed UTC day "
+                f"as {DAY_TAG_PREFIX}YYYY-MM-DD; or ask as of a time"
+            )
+        return ref.snapshot_id
+    if as_of.snapshot_id is not None:
+        _check_readable(table, as_of.snapshot_id)
+    return as_of.snapshot_id
+
+
+def _day_tags(table: Table) -> dict[str, int]:
+    tags = {
+        name: ref.snapshot_id
+        for name, ref in table.refs().items()
+        if ref.snapshot_ref_type == SnapshotRefType.TAG and name.startswith(DAY_TAG_PREFIX)
+    }
+    return dict(sorted(tags.items()))
+
+
+def _is_compaction_delete(snapshot: Snapshot) -> bool:
+    summary = snapshot.summary
+    return (
+        summary is not None
+        and summary.operation == Operation.DELETE
+        and summary.get(COMPACTED_PROPERTY) is not None
+    )
+
+
+def day_ends(line: Iterable[Snapshot], before: date, tagged: Container[str]) -> dict[date, int]:
+    """Per UTC day before ``before`` whose tag is not in ``tagged``, the newest snapshot of
+    ``line`` (a main line, newest first) committed that day. A compaction's DELETE half lacks
+    the compacted day's rows: its APPEND half (committed in the same catalog swap, so always
+    just after it on the line, with the very rows of the DELETE's parent) is taken instead."""
+    ends: dict[date, int] = {}
+    newer: Snapshot | None = None
+    for snapshot in line:
+        day = from_epoch_ms(snapshot.timestamp_ms).date()
+        if day < before and day not in ends and day_tag(day) not in tagged:
+            chosen = newer if newer is not None and _is_compaction_delete(snapshot) else snapshot
+            ends[day] = chosen.snapshot_id
+        newer = snapshot
+    return ends
+
+
 # --- Appending --------------------------------------------------------------------------
 
 
@@ -438,31 +564,79 @@ class AuditTable:
             return None
         return self.position()
 
-    def find(
+    def read(
         self,
-        transaction_id: str,
-        *,
-        snapshot_id: int | None = None,
-        ingested_by: datetime | None = None,
-        day: date | None = None,
-    ) -> list[AuditRow]:
-        """The rows of one transaction (one, unless something is wrong).
+        condition: BooleanExpression = EVERYTHING,
+        as_of: AsOf = CURRENT,
+        columns: Sequence[str] = ("*",),
+    ) -> pa.Table:
+        """The rows that match ``condition`` in the table as ``as_of`` says, as Arrow (in the
+        schema of the snapshot read)."""
+        snapshot_id = _snapshot_to_read(self.table, as_of)
+        if as_of.ingested_by is not None:
+            by = _compare(LessThanOrEqual, "ingested_at", as_of.ingested_by.isoformat())
+            condition = And(condition, by)
+        scan = self.table.scan(
+            row_filter=condition, snapshot_id=snapshot_id, selected_fields=tuple(columns)
+        )
+        return scan.to_arrow()
 
-        ``snapshot_id``: as the table was in that snapshot (time travel; gone once the
-        snapshot is expired). ``ingested_by``: only rows ingested at or before that moment,
-        which on this append-only table is "as of" that moment and survives expiry.
-        ``day``: the transaction's event date (UTC), so that only that day's files are read.
-        """
-        if snapshot_id is not None:
-            _check_readable(self.table, snapshot_id)
+    def transaction(
+        self, transaction_id: str, as_of: AsOf = CURRENT, day: date | None = None
+    ) -> pa.Table:
+        """The rows of one transaction (one, unless something is wrong); ``day``: its event
+        date (UTC), so that only that day's files are read."""
         condition = _compare(EqualTo, "transaction_id", transaction_id)
-        if ingested_by is not None:
-            condition = And(
-                condition, _compare(LessThanOrEqual, "ingested_at", ingested_by.isoformat())
-            )
         if day is not None:
             condition = And(condition, _day_condition(day))
-        return rows_of(self.table.scan(row_filter=condition, snapshot_id=snapshot_id).to_arrow())
+        return self.read(condition, as_of)
+
+    def find(
+        self, transaction_id: str, as_of: AsOf = CURRENT, day: date | None = None
+    ) -> list[AuditRow]:
+        """:meth:`transaction` as audit rows."""
+        return rows_of(self.transaction(transaction_id, as_of, day))
+
+    def card(
+        self,
+        card_id: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        as_of: AsOf = CURRENT,
+    ) -> pa.Table:
+        """A card's rows with event times in [``start``, ``end``), oldest first."""
+        condition = And(_compare(EqualTo, "card_id", card_id), event_time_between(start, end))
+        rows = self.read(condition, as_of)
+        return rows.sort_by([("event_time", "ascending"), ("transaction_id", "ascending")])
+
+    def day_stats(self, day: date, as_of: AsOf = CURRENT) -> pa.Table:
+        """Counts of one event day's decisions (UTC) by decision, model version and reason
+        code: columns ``group``, ``value``, ``count`` (see :func:`stats_of`)."""
+        return stats_of(self.read(_day_condition(day), as_of, _STATS_COLUMNS))
+
+    def tag_closed_days(self, before: date) -> dict[date, int]:
+        """Tag the last main-line snapshot committed on each UTC day before ``before`` that
+        has none yet (``day-YYYY-MM-DD``), never a compaction's DELETE half; the snapshots
+        tagged, by day. Tagged snapshots are never expired (:meth:`expire_snapshots`)."""
+        tagged: dict[date, int] = {}
+
+        def change(table: Table) -> None:
+            tagged.clear()
+            line = ancestors_of(table.current_snapshot(), table.metadata)
+            tagged.update(day_ends(line, before, table.refs()))
+            if tagged:
+                update = table.manage_snapshots()
+                for day, snapshot_id in sorted(tagged.items()):
+                    update = update.create_tag(snapshot_id, day_tag(day))
+                update.commit()
+
+        self.table.refresh()
+        self._change_metadata(change)
+        return tagged
+
+    def day_tags(self) -> dict[str, int]:
+        """The day tags and the snapshots they name, oldest day first."""
+        return _day_tags(self.table)
 
     def expire_snapshots(self, older_than: datetime, keep: int) -> list[int]:
         """Expire the snapshots taken before ``older_than``, except the newest ``keep`` of the
@@ -638,11 +812,10 @@ def _check_readable(table: Table, snapshot_id: int) -> None:
     if snapshot is None:
         raise AuditError(
             f"snapshot {snapshot_id} is not in {table.name()} (expired, or never existed): "
-            "ask as of a time instead, which does not need old snapshots"
+            "ask as of a time or a day tag instead, which do not need old snapshots"
         )
-    summary = snapshot.summary
-    compacted = None if summary is None else summary.get(COMPACTED_PROPERTY)
-    if compacted is not None and summary is not None and summary.operation == Operation.DELETE:
+    if _is_compaction_delete(snapshot):
+        compacted = snapshot.summary.get(COMPACTED_PROPERTY) if snapshot.summary else None
         raise AuditError(
             f"snapshot {snapshot_id} is the first half of the compaction of "
             f"{compacted}: it lacks that day's rows. Read its parent or its "

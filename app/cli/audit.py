@@ -1,27 +1,46 @@
-"""``fraudscore audit-sink`` and ``fraudscore audit ...``: write and query the audit trail.
+"""``fraudscore audit-sink`` and ``fraudscore audit ...``: write, query and maintain the audit
+trail.
 
-Thin Typer commands over :mod:`app.audit`; the table and its guarantees are described in
-docs/AUDIT.md. :mod:`app.audit` (pyiceberg, pyarrow, SQLAlchemy) is imported inside the
-commands: importing it here would add seconds to every ``fraudscore worker`` start.
+Thin Typer commands over :mod:`app.audit` (the sink, maintenance), :mod:`app.audit_query`
+(the queries, shared with the REST API) and :mod:`app.reproduction`; every result is written
+by :func:`app.cli.output.emit`. The table and its guarantees are described in docs/AUDIT.md.
+Those modules (pyiceberg, pyarrow, DuckDB, SQLAlchemy) are imported inside the commands:
+importing them here would add seconds to every ``fraudscore worker`` start.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import msgspec
 import typer
+from rich.console import Group
 from rich.table import Table
 
-from app.cli.console import OutputFormat, catch_errors, console, stdout
+from app.cli.console import catch_errors, console
+from app.cli.output import QueryOutput, emit, table_of
 from app.logs import configure_logging
 from app.settings import get_settings
 from sinks.errors import AuditError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from sinks.iceberg import AuditRow
+
+_CARD_COLUMNS = (
+    "event_time",
+    "transaction_id",
+    "amount",
+    "currency",
+    "merchant_id",
+    "decision",
+    "score",
+    "reasons",
+    "model_version",
+    "policy_version",
+)
 
 app = typer.Typer(
     help="Query and maintain the audit trail (the Iceberg table of every decision)",
@@ -70,48 +89,162 @@ def _day(text: str | None) -> date | None:
         raise typer.BadParameter(f"{text!r} is not a date (YYYY-MM-DD)") from exc
 
 
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Only what the audit table held at this time (ISO 8601, UTC if no offset): by "
+        "the rows' ingest time, so it keeps working after snapshots expire",
+    ),
+]
+TagOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tag",
+        help="Read the snapshot this tag names, e.g. day-2026-11-21: the table at the end of "
+        "that UTC day (`audit maintain` tags each closed day; tags are never expired)",
+    ),
+]
+SnapshotOption = Annotated[
+    int | None, typer.Option("--snapshot", help="Read this Iceberg snapshot (time travel)")
+]
+DayOption = Annotated[
+    str | None,
+    typer.Option(help="The transaction's event date YYYY-MM-DD (UTC): reads only that day"),
+]
+FromOption = Annotated[
+    str | None,
+    typer.Option("--from", help="Event times from this moment on (ISO 8601, UTC if no offset)"),
+]
+ToOption = Annotated[
+    str | None,
+    typer.Option("--to", help="Event times before this moment (ISO 8601, UTC if no offset)"),
+]
+Output = Annotated[QueryOutput, typer.Option("--output", "-o", help="Output format")]
+
+
+def _when(as_of: str | None, tag: str | None, snapshot: int | None) -> dict[str, Any]:
+    """The "as of" keywords of :mod:`app.audit_query` from the options (one at most)."""
+    if sum(option is not None for option in (as_of, tag, snapshot)) > 1:
+        raise typer.BadParameter("give one of --as-of, --tag and --snapshot, not several")
+    return {"as_of": _moment(as_of), "tag": tag, "snapshot_id": snapshot}
+
+
 @app.command()
-def show(
+def txn(
     transaction_id: Annotated[str, typer.Argument(help="The transaction's id")],
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            help="Only what the audit table held at this time (ISO 8601, UTC if no offset); "
-            "keeps working after snapshots expire",
-        ),
-    ] = None,
-    snapshot: Annotated[
-        int | None, typer.Option("--snapshot", help="Read this Iceberg snapshot (time travel)")
-    ] = None,
-    day: Annotated[
-        str | None,
-        typer.Option(help="The transaction's event date YYYY-MM-DD (UTC): reads only that day"),
-    ] = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--output", "-o", help="Output format")
-    ] = OutputFormat.text,
+    *,
+    day: DayOption = None,
+    as_of: AsOfOption = None,
+    tag: TagOption = None,
+    snapshot: SnapshotOption = None,
+    output: Output = QueryOutput.text,
 ) -> None:
     """Show the audit record of one transaction: decision, score, reasons, versions, features."""
-    from app.audit import find_transaction  # noqa: PLC0415 - see the module docstring
+    from app.audit_query import transaction_rows  # noqa: PLC0415 - see the module docstring
 
-    if as_of is not None and snapshot is not None:
-        raise typer.BadParameter("give --as-of or --snapshot, not both")
+    when = _when(as_of, tag, snapshot)
     with catch_errors():
-        rows = find_transaction(
-            get_settings(),
-            transaction_id,
-            snapshot_id=snapshot,
-            as_of=_moment(as_of),
-            day=_day(day),
-        )
-        if not rows:
+        rows = transaction_rows(get_settings(), transaction_id, day=_day(day), **when)
+        if rows.num_rows == 0:
             raise AuditError(f"transaction {transaction_id!r} is not in the audit table")
-    if output is OutputFormat.json:
-        typer.echo(msgspec.json.encode(rows).decode())
-        return
-    for row in rows:
-        stdout.print(_row_table(row))
+    emit(rows, output, _records)
+
+
+@app.command()
+def card(
+    card_id: Annotated[str, typer.Argument(help="The card's token (never a card number)")],
+    *,
+    start: FromOption = None,
+    end: ToOption = None,
+    as_of: AsOfOption = None,
+    tag: TagOption = None,
+    snapshot: SnapshotOption = None,
+    output: Output = QueryOutput.text,
+) -> None:
+    """A card's decisions with event times in [--from, --to), oldest first."""
+    from app.audit_query import card_history  # noqa: PLC0415 - see the module docstring
+
+    when = _when(as_of, tag, snapshot)
+    with catch_errors():
+        rows = card_history(get_settings(), card_id, start=_moment(start), end=_moment(end), **when)
+    emit(rows, output, lambda r: table_of(r.select(_CARD_COLUMNS), title=f"card {card_id}"))
+
+
+@app.command()
+def stats(
+    day: Annotated[str, typer.Option(help="The event date YYYY-MM-DD (UTC) to count")],
+    as_of: AsOfOption = None,
+    tag: TagOption = None,
+    snapshot: SnapshotOption = None,
+    output: Output = QueryOutput.text,
+) -> None:
+    """Count one day's decisions by decision, model version and reason code."""
+    from app.audit_query import day_stats  # noqa: PLC0415 - see the module docstring
+
+    when = _when(as_of, tag, snapshot)
+    event_day = _day(day)
+    assert event_day is not None
+    with catch_errors():
+        rows = day_stats(get_settings(), event_day, **when)
+    emit(rows, output, lambda r: table_of(r, title=f"decisions of {event_day}"))
+
+
+@app.command()
+def sql(
+    query: Annotated[
+        str, typer.Argument(help='e.g. "SELECT decision, count(*) FROM decisions GROUP BY 1"')
+    ],
+    *,
+    start: FromOption = None,
+    end: ToOption = None,
+    as_of: AsOfOption = None,
+    tag: TagOption = None,
+    snapshot: SnapshotOption = None,
+    output: Output = QueryOutput.text,
+) -> None:
+    """Run a DuckDB query over the audit rows, which it sees as the view `decisions`.
+
+    The rows are read into memory first: name the event-time range with --from/--to (which
+    also reads only those days' files). The query cannot reach files or the network.
+    """
+    from app.audit_query import run_sql  # noqa: PLC0415 - see the module docstring
+
+    when = _when(as_of, tag, snapshot)
+    with catch_errors():
+        rows = run_sql(get_settings(), query, start=_moment(start), end=_moment(end), **when)
+    emit(rows, output)
+
+
+@app.command()
+def reproduce(
+    transaction_id: Annotated[str, typer.Argument(help="The transaction's id")],
+    day: DayOption = None,
+    output: Output = QueryOutput.text,
+) -> None:
+    """Recompute a recorded decision with its own model and policy versions; exit 1 if not
+    identical.
+
+    Shows that score (bit for bit), decision and reason codes are the recorded ones, and where
+    the model and policy were loaded from (the registry, else the configured ones when their
+    versions match). Exit code 1 if anything differs or a version cannot be found.
+    """
+    from app.reproduction import reproduce as recompute  # noqa: PLC0415 - see the docstring
+
+    with catch_errors():
+        result = recompute(get_settings(), transaction_id, day=_day(day))
+    emit(result.comparison(), output, lambda r: table_of(r, title=f"transaction {transaction_id}"))
+    console.print(f"model {result.model_version}: {result.model_source}", soft_wrap=True)
+    console.print(f"policy {result.policy_version}: {result.policy_source}", soft_wrap=True)
+    if not result.identical:
+        console.print(
+            f"[bold red]NOT REPRODUCED:[/bold red] {', '.join(result.differences())} "
+            "differ from the audit row: the row was altered, or the model or policy is not "
+            "the one that decided",
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=1)
+    console.print("reproduced: score (bit for bit), decision and reasons are identical")
 
 
 @app.command()
@@ -135,18 +268,22 @@ def maintain(
         ),
     ] = None,
 ) -> None:
-    """Compact closed days (with --compact), expire old snapshots of the audit table, and
-    remove orphan files (with --orphans-older-than-hours); safe while the sink is writing.
+    """Compact, tag closed days, expire snapshots, remove orphans; safe while the sink writes.
+
+    In that order: with --compact, rewrite each day before today (UTC) that has several files;
+    tag the last snapshot of each closed UTC day (day-YYYY-MM-DD); expire old snapshots; with
+    --orphans-older-than-hours, delete files no snapshot references.
 
     Commit latency grows with every retained snapshot, so expire every few minutes; compact
     once a day. The newest snapshot that records the sink's offsets is always kept, and so
-    are branch and tag heads. Rows stay: expiry only forgets old versions of the table (and
-    their time travel). Removing orphans once a day with a safety age of days is enough.
+    are tagged snapshots and branch heads. Rows stay: expiry only forgets old versions of the
+    table (and their time travel). Removing orphans once a day with a safety age of days is enough.
     """
     from app.audit import (  # noqa: PLC0415 - see the module docstring
         compact_closed_days,
         expire_snapshots,
         remove_orphan_files,
+        tag_closed_days,
     )
 
     now = datetime.now(UTC)
@@ -154,6 +291,7 @@ def maintain(
     settings = get_settings()
     with catch_errors():
         compacted = compact_closed_days(settings, now.date()) if compact else {}
+        tagged = tag_closed_days(settings, now.date())
         expired = expire_snapshots(settings, older_than, keep)
         removed = (
             None
@@ -162,9 +300,18 @@ def maintain(
         )
     for day, files in compacted.items():
         console.print(f"compacted {day}: {files} files rewritten as one commit")
+    for day, snapshot_id in tagged.items():
+        console.print(f"tagged day-{day}: snapshot {snapshot_id}")
     console.print(f"expired {expired} snapshot(s) older than {older_than.isoformat()}")
     if removed is not None:
         console.print(f"removed {removed} orphan file(s)")
+
+
+def _records(rows: pa.Table) -> Group:
+    """Each audit row as a record for a person."""
+    from sinks.iceberg import rows_of  # noqa: PLC0415 - see the module docstring
+
+    return Group(*(_row_table(row) for row in rows_of(rows)))
 
 
 def _row_table(row: AuditRow) -> Table:

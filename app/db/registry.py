@@ -175,6 +175,12 @@ def _model(session: Session, version: str) -> ModelVersion:
     return row
 
 
+def model_ref(session: Session, version: str) -> ArtefactRef | None:
+    """The registered artefact of model ``version``, whatever its status (None: unknown)."""
+    row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+    return None if row is None else _ref(row)
+
+
 def _with_status(session: Session, status: ModelStatus) -> ModelVersion | None:
     return session.scalar(select(ModelVersion).where(ModelVersion.status == status))
 
@@ -266,6 +272,12 @@ def unshadow(session: Session, actor: str) -> ModelVersion:
 # --- policies -----------------------------------------------------------------------------
 def active_policy(session: Session) -> DecisionPolicy | None:
     return session.scalar(select(DecisionPolicy).where(DecisionPolicy.active))
+
+
+def policy_version(session: Session, version: str) -> Policy | None:
+    """Policy ``version``, active or not (None: the registry never had it)."""
+    row = session.scalar(select(DecisionPolicy).where(DecisionPolicy.version == version))
+    return None if row is None else policy_of(row)
 
 
 def policy_of(row: DecisionPolicy) -> Policy:

@@ -11,18 +11,23 @@ from pathlib import Path
 import msgspec
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.table.snapshots import Operation
+from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 from pyiceberg.types import DecimalType, DoubleType, TimestamptzType
+from pyiceberg.utils.datetime import datetime_to_millis
 
 from models.pipeline import DecisionRecord, encode_decision
 from sinks.errors import AuditError
 from sinks.iceberg import (
+    COMPACTED_PROPERTY,
     OFFSETS_PROPERTY,
+    AsOf,
     AuditTable,
     CommittedDecision,
     arrow_batch,
     audit_schema,
     committed_position,
+    day_ends,
+    day_tag,
     from_epoch_ms,
     open_table,
     rows_of,
@@ -249,12 +254,14 @@ def test_find_by_id_with_time_travel_and_as_of(
     assert row.committed == read[400]
     assert [r.committed for r in table.find(late.transaction_id, day=event_day)] == [read[400]]
     assert table.find(late.transaction_id, day=event_day + timedelta(days=1)) == []
-    assert table.find(late.transaction_id, snapshot_id=first) == []
-    assert table.find(late.transaction_id, ingested_by=INGESTED) == []
-    assert len(table.find(late.transaction_id, ingested_by=INGESTED + timedelta(minutes=1))) == 1
+    assert table.find(late.transaction_id, AsOf(snapshot_id=first)) == []
+    assert table.find(late.transaction_id, AsOf(ingested_by=INGESTED)) == []
+    assert (
+        len(table.find(late.transaction_id, AsOf(ingested_by=INGESTED + timedelta(minutes=1)))) == 1
+    )
     assert table.find("no-such-transaction") == []
     with pytest.raises(AuditError, match="as of a time"):
-        table.find(late.transaction_id, snapshot_id=12345)
+        table.find(late.transaction_id, AsOf(snapshot_id=12345))
 
 
 def test_a_cut_line_of_snapshots_is_refused_rather_than_restarted_from_zero(
@@ -340,10 +347,10 @@ def test_compaction_rewrites_a_day_into_one_file_and_the_sink_carries_on(
     assert _keyed(_all_rows(table)) == _keyed(spread[:500])
 
     on_day_2 = spread[1].decision.transaction_id
-    assert len(table.find(on_day_2, snapshot_id=before.snapshot_id)) == 1  # before compaction
+    assert len(table.find(on_day_2, AsOf(snapshot_id=before.snapshot_id))) == 1  # before compaction
     [delete] = [s for s in table.table.snapshots() if s.summary.operation == Operation.DELETE]  # type: ignore[union-attr]
     with pytest.raises(AuditError, match="first half of the compaction of 2026-01-02"):
-        table.find(on_day_2, snapshot_id=delete.snapshot_id)
+        table.find(on_day_2, AsOf(snapshot_id=delete.snapshot_id))
     assert _append(table, spread) == len(spread) - 500
     assert _keyed(_all_rows(table)) == _keyed(spread)
 
@@ -398,3 +405,141 @@ def test_a_namespace_created_by_another_process_meanwhile_is_used(
     )
     table = open_table(catalog, TABLE, {})
     assert table.table.name() == ("fraud", "decisions")
+
+
+def _event_time(c: CommittedDecision) -> datetime:
+    return datetime.fromisoformat(c.decision.event_time)
+
+
+def test_a_cards_history_is_its_rows_in_a_time_range_oldest_first(
+    table: AuditTable, read: list[CommittedDecision]
+) -> None:
+    _append(table, read[:300])
+    later = table.stage(read, INGESTED + timedelta(minutes=1))
+    assert later is not None
+    assert table.commit(later) is not None
+    card = Counter(c.decision.card_id for c in read).most_common(1)[0][0]
+    mine = sorted(
+        (c for c in read if c.decision.card_id == card),
+        key=lambda c: (_event_time(c), c.decision.transaction_id),
+    )
+    assert len(mine) >= 4
+
+    def ids(rows: Iterable[CommittedDecision]) -> list[str]:
+        return [c.decision.transaction_id for c in rows]
+
+    assert table.card(card)["transaction_id"].to_pylist() == ids(mine)
+    start, end = _event_time(mine[1]), _event_time(mine[-1])
+    inside = [c for c in mine if start <= _event_time(c) < end]  # from inclusive, to exclusive
+    assert 0 < len(inside) < len(mine)
+    assert table.card(card, start, end)["transaction_id"].to_pylist() == ids(inside)
+    early = table.card(card, as_of=AsOf(ingested_by=INGESTED))
+    assert early["transaction_id"].to_pylist() == ids(c for c in mine if c in read[:300])
+    assert table.card("no-such-card").num_rows == 0
+
+
+def test_day_stats_count_one_event_days_decisions_by_decision_model_and_reason(
+    table: AuditTable, read: list[CommittedDecision]
+) -> None:
+    spread = [
+        dataclasses.replace(
+            c, decision=msgspec.structs.replace(c.decision, model_version="challenger-2")
+        )
+        if i % 3 == 0
+        else c
+        for i, c in enumerate(_spread(read))
+    ]
+    _append(table, spread)
+    on_day = [c.decision for c in spread if c.decision.event_time.startswith("2026-01-02")]
+    reasons = Counter(code for d in on_day for code in d.reasons)
+    assert reasons, "the sample needs some REVIEW or DECLINE decisions"
+    expected = {
+        ("all", "decisions"): len(on_day),
+        **{("decision", k): n for k, n in Counter(d.decision for d in on_day).items()},
+        **{("model_version", k): n for k, n in Counter(d.model_version for d in on_day).items()},
+        **{("reason", k): n for k, n in reasons.items()},
+    }
+
+    stats = table.day_stats(date(2026, 1, 2)).to_pylist()
+    assert {(s["group"], s["value"]): s["count"] for s in stats} == expected
+    decisions = [s["count"] for s in stats if s["group"] == "decision"]
+    assert decisions == sorted(decisions, reverse=True)
+    before = table.day_stats(date(2026, 1, 2), AsOf(ingested_by=INGESTED - timedelta(seconds=1)))
+    assert before.to_pylist() == [{"group": "all", "value": "decisions", "count": 0}]
+
+
+def _snapshot(
+    snapshot_id: int, at: datetime, operation: Operation = Operation.APPEND, **properties: str
+) -> Snapshot:
+    return Snapshot.model_validate(
+        {
+            "snapshot-id": snapshot_id,
+            "parent-snapshot-id": snapshot_id - 1,
+            "sequence-number": snapshot_id,
+            "timestamp-ms": datetime_to_millis(at),
+            "manifest-list": f"snap-{snapshot_id}.avro",
+            "summary": Summary(operation, **properties),
+            "schema-id": 0,
+        }
+    )
+
+
+def test_a_day_tag_goes_to_each_days_last_snapshot_but_never_a_compactions_delete_half() -> None:
+    line = [  # a main line, newest first
+        _snapshot(6, datetime(2026, 1, 2, 0, 0, 0, 4000, UTC)),  # the compaction's APPEND half
+        _snapshot(
+            5,
+            datetime(2026, 1, 1, 23, 59, 59, 998000, UTC),
+            Operation.DELETE,
+            **{COMPACTED_PROPERTY: "2025-12-31"},
+        ),
+        _snapshot(4, datetime(2026, 1, 1, 12, 0, tzinfo=UTC)),
+        _snapshot(3, datetime(2026, 1, 1, 0, 0, tzinfo=UTC), Operation.DELETE),  # not compaction
+        _snapshot(2, datetime(2025, 12, 31, 23, 0, tzinfo=UTC)),
+        _snapshot(1, datetime(2025, 12, 31, 1, 0, tzinfo=UTC)),
+    ]
+    assert day_ends(line, date(2026, 1, 3), set()) == {
+        date(2026, 1, 2): 6,
+        date(2026, 1, 1): 6,  # the DELETE half was the day's last: its APPEND half instead
+        date(2025, 12, 31): 2,
+    }
+    assert day_ends(line[2:], date(2026, 1, 2), set()) == {
+        date(2026, 1, 1): 4,
+        date(2025, 12, 31): 2,
+    }
+    assert day_ends(line[3:], date(2026, 1, 2), set())[date(2026, 1, 1)] == 3
+    assert day_ends(line, date(2026, 1, 2), {day_tag(date(2025, 12, 31))}) == {date(2026, 1, 1): 6}
+    assert day_ends(line, date(2025, 12, 31), set()) == {}  # no day closed before it
+
+
+def test_day_tags_survive_expiry_and_orphan_removal_and_answer_as_of_the_days_end(
+    tmp_path: Path, table: AuditTable, read: list[CommittedDecision]
+) -> None:
+    spread = _spread(read)
+    for start in range(0, 300, 100):
+        _append(table, spread[start : start + 100])
+    today = datetime.now(UTC).date()
+    maintenance = _table(tmp_path)
+    assert maintenance.tag_closed_days(today) == {}  # today is not closed
+    assert maintenance.compact_day(date(2026, 1, 1)) == 3
+    tagged = maintenance.tag_closed_days(today + timedelta(days=1))
+    head = maintenance.table.current_snapshot()
+    assert head is not None
+    assert head.summary is not None
+    assert head.summary.operation == Operation.APPEND
+    assert tagged == {today: head.snapshot_id}
+    assert maintenance.day_tags() == {day_tag(today): head.snapshot_id}
+    assert maintenance.tag_closed_days(today + timedelta(days=1)) == {}  # tagged once
+
+    table.table.refresh()  # the sink's handle saw the compaction commit: it would restage
+    _append(table, spread)
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert head.snapshot_id not in maintenance.expire_snapshots(later, keep=1)
+    assert maintenance.remove_orphan_files(later)
+    at_end_of_day = table.read(as_of=AsOf(tag=day_tag(today)))
+    assert _keyed(r.committed for r in rows_of(at_end_of_day)) == _keyed(spread[:300])
+    assert table.read().num_rows == len(spread)
+    with pytest.raises(AuditError, match=f"no tag 'day-1999-01-01'.*{day_tag(today)}"):
+        table.read(as_of=AsOf(tag="day-1999-01-01"))
+    with pytest.raises(AuditError, match="one thing only"):
+        AsOf(tag=day_tag(today), ingested_by=INGESTED)

@@ -1,0 +1,148 @@
+"""Analysts' questions to the audit table, as the settings configure it: one transaction, a
+card's history, a day's counts, and any SQL (DuckDB over Arrow). For ``fraudscore audit ...``
+and the REST API alike.
+
+Every function is blocking I/O (from async code, call it in a thread) and takes the same
+"as of" keywords, at most one of them (:class:`sinks.iceberg.AsOf` says what each means):
+
+- ``as_of``: only the rows ingested at or before that moment; keeps working after snapshots
+  are expired and days compacted;
+- ``tag``: the snapshot a tag names, e.g. ``day-2026-11-21``, the table at the end of that
+  UTC day (``fraudscore audit maintain`` makes them; they are never expired);
+- ``snapshot_id``: Iceberg time travel to that snapshot (gone once it is expired).
+
+Results are Arrow tables in the table's columns (``features`` a struct, ``reasons`` a list),
+or audit rows (:class:`sinks.iceberg.AuditRow`, the decision record as the worker wrote it).
+Errors are :class:`sinks.errors.AuditError` with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Final, TypeVar
+
+import duckdb
+import pyarrow as pa
+
+from app.audit import load_audit_table
+from app.settings import FraudscoreSettings
+from sinks.errors import AuditError
+from sinks.iceberg import AsOf, AuditRow, event_time_between
+
+SQL_VIEW: Final = "decisions"  # what ``run_sql`` queries call the audit rows
+# no files, network, ATTACH, COPY or extensions, and no way for the query to switch them back
+_LOCKED_DOWN: Final[dict[str, str | bool | int | float | list[str]]] = {
+    "enable_external_access": False
+}
+_T = TypeVar("_T")
+
+
+def _as_of(snapshot_id: int | None, tag: str | None, as_of: datetime | None) -> AsOf:
+    return AsOf(snapshot_id=snapshot_id, tag=tag, ingested_by=as_of)
+
+
+def transaction_rows(
+    settings: FraudscoreSettings,
+    transaction_id: str,
+    *,
+    day: date | None = None,
+    as_of: datetime | None = None,
+    tag: str | None = None,
+    snapshot_id: int | None = None,
+) -> pa.Table:
+    """The audit rows of one transaction (one, unless something is wrong; none if it is not
+    there). ``day``: its event date (UTC), so that only that day's files are read."""
+    table = load_audit_table(settings)
+    return table.transaction(transaction_id, _as_of(snapshot_id, tag, as_of), day)
+
+
+def find_transaction(
+    settings: FraudscoreSettings,
+    transaction_id: str,
+    *,
+    day: date | None = None,
+    as_of: datetime | None = None,
+    tag: str | None = None,
+    snapshot_id: int | None = None,
+) -> list[AuditRow]:
+    """:func:`transaction_rows` as audit rows: the decision records as the worker wrote them,
+    with where the sink read them and when it ingested them."""
+    table = load_audit_table(settings)
+    return table.find(transaction_id, _as_of(snapshot_id, tag, as_of), day)
+
+
+def card_history(
+    settings: FraudscoreSettings,
+    card_id: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    as_of: datetime | None = None,
+    tag: str | None = None,
+    snapshot_id: int | None = None,
+) -> pa.Table:
+    """A card's decisions (``card_id`` is the token) with event times in [``start``,
+    ``end``), oldest first."""
+    table = load_audit_table(settings)
+    return table.card(card_id, start, end, _as_of(snapshot_id, tag, as_of))
+
+
+def day_stats(
+    settings: FraudscoreSettings,
+    day: date,
+    *,
+    as_of: datetime | None = None,
+    tag: str | None = None,
+    snapshot_id: int | None = None,
+) -> pa.Table:
+    """Counts of one event day's decisions (UTC) as columns ``group`` (``all``,
+    ``decision``, ``model_version``, ``reason``), ``value`` and ``count``, the biggest count
+    of each group first."""
+    return load_audit_table(settings).day_stats(day, _as_of(snapshot_id, tag, as_of))
+
+
+def run_sql(
+    settings: FraudscoreSettings,
+    query: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    as_of: datetime | None = None,
+    tag: str | None = None,
+    snapshot_id: int | None = None,
+) -> pa.Table:
+    """The result of a DuckDB query over the audit rows, which it reads as the view
+    ``decisions`` (ADR 0007). The rows are read into memory first: ``start`` and ``end``
+    (event time, end exclusive) limit them to a range, and read only its days' files.
+
+    The query runs in an in-memory DuckDB without access to files, the network or extensions,
+    so it can read the rows and nothing else."""
+    rows = load_audit_table(settings).read(
+        event_time_between(start, end), _as_of(snapshot_id, tag, as_of)
+    )
+    return sql_over(rows, query)
+
+
+def sql_over(rows: pa.Table, query: str) -> pa.Table:
+    """``query`` run by a locked-down in-memory DuckDB that sees ``rows`` as ``decisions``."""
+    with duckdb.connect(":memory:", config=_LOCKED_DOWN) as connection:
+        connection.register(SQL_VIEW, rows)
+        connection.execute("SET lock_configuration = true")
+        result = _duckdb_errors(query, lambda: connection.sql(query))
+        if result is None:
+            raise AuditError(
+                f"{query!r} returns no rows to show: give a query that does (SELECT, WITH, "
+                "DESCRIBE ...); the audit table itself cannot be changed through SQL"
+            )
+        return _duckdb_errors(query, result.to_arrow_table)
+
+
+def _duckdb_errors(query: str, run: Callable[[], _T]) -> _T:
+    try:
+        return run()
+    except duckdb.Error as exc:
+        raise AuditError(
+            f"DuckDB refused {query!r}: {exc}. The audit rows are the view {SQL_VIEW!r}; "
+            "files, the network and extensions are off limits"
+        ) from exc
