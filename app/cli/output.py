@@ -7,6 +7,9 @@ here and nowhere else.
   objects, lists as arrays, decimals as strings so no digit is lost, times in RFC 3339);
 - ``csv``: a header and one line per row; struct fields become columns of their own
   (``features.amount``), lists are joined with ``;``.
+
+pyarrow is only imported to write CSV: importing it with the CLI would slow every
+``fraudscore worker`` start (``tests/unit/test_cli.py``).
 """
 
 from __future__ import annotations
@@ -14,17 +17,17 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import pyarrow as pa
-import pyarrow.compute as pc
 import typer
-from pyarrow import csv
 from rich.console import RenderableType
 from rich.table import Table
 
 from app.cli.console import stdout
+
+if TYPE_CHECKING:  # pyarrow is imported when a command writes CSV, not with the CLI
+    import pyarrow as pa
 
 LIST_SEPARATOR = ";"
 
@@ -57,6 +60,8 @@ def json_of(rows: pa.Table) -> str:
 
 
 def csv_of(rows: pa.Table) -> str:
+    from pyarrow import csv  # noqa: PLC0415 - see the module docstring
+
     buffer = io.BytesIO()
     csv.write_csv(_flat(rows), buffer)
     return buffer.getvalue().decode()
@@ -89,6 +94,9 @@ def cell_text(value: Any) -> str:
 
 def _flat(rows: pa.Table) -> pa.Table:
     """Structs spread into columns (``a.b``), lists joined: what CSV can hold."""
+    import pyarrow as pa  # noqa: PLC0415 - see the module docstring
+    import pyarrow.compute as pc  # noqa: PLC0415
+
     while any(pa.types.is_struct(field.type) for field in rows.schema):
         rows = rows.flatten()
     for index, field in enumerate(rows.schema):

@@ -33,7 +33,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
         ["audit-sink"],
         ["merchant-risk"],
         ["audit"],
-        ["audit", "show"],
+        *[["audit", command] for command in ("txn", "card", "stats", "sql", "reproduce")],
         ["audit", "maintain"],
         ["db"],
         ["db", "upgrade"],
