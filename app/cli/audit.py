@@ -39,7 +39,6 @@ _CARD_COLUMNS = (
     "score",
     "reasons",
     "model_version",
-    "policy_version",
 )
 
 app = typer.Typer(
