@@ -104,7 +104,7 @@ def test_each_role_is_admitted_exactly_where_expected(
 
 
 def test_401_says_bearer_and_why(client: TestClient) -> None:
-    response = client.get("/v1/models", headers=bearer(BAD_TOKENS["wrong audience"]))
+    response = client.get("/v1/models", headers=bearer(token(Role.ADMIN, audience="other")))
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == "Bearer"
     error = response.json()["error"]
