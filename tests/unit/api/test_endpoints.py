@@ -142,13 +142,15 @@ def test_policies_are_set_by_an_admin_in_the_admin_log(
     inconsistent = {"review_threshold": 0.9, "decline_threshold": 0.5}
     refused = client.post("/v1/policies", json=inconsistent, headers=ADMIN)
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "conflict")
+    unchanged = client.post("/v1/policies", json={"review_threshold": 0.4}, headers=ADMIN)
+    assert "nothing to set" in unchanged.json()["error"]["message"]
+    assert client.post("/v1/policies", json={}, headers=ADMIN).status_code == 409
     assert _admin_log(settings) == [("adam", "policy.set")]
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        {},  # nothing to change
         {"review_threshold": "0.4"},  # strict: no number in a string
         {"review_threshold": 1.5},
         {"high_amount": 100, "surprise": 1},
