@@ -209,6 +209,44 @@ class FraudscoreSettings(BaseSettings):
         description="How often a worker checks the registry for a newly promoted model or policy",
     )
 
+    # --- Deployment and the REST API (app/api, `fraudscore api`) ------------------------------
+    environment: Literal["dev", "test", "staging", "production"] = Field(
+        default="dev",
+        description="Where this runs. Only in dev may the API verify tokens with the built-in "
+        "development key (when no key is configured); outside dev, placeholder secrets are "
+        "refused",
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address the API listens on")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on")
+    api_max_body_bytes: int = Field(
+        default=65_536, ge=1024, description="Larger request bodies are refused with 413"
+    )
+    api_jwt_issuer: str = Field(
+        default="fraudscore-dev", min_length=1, description="The `iss` every token must have"
+    )
+    api_jwt_audience: str = Field(
+        default="fraudscore-api", min_length=1, description="The `aud` every token must name"
+    )
+    api_jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared HS256 secret the tokens are signed with (development; at least 32 "
+        "bytes outside dev); set at most one of this, api_jwks_file and api_jwks_url",
+    )
+    api_jwks_file: Path | None = Field(
+        default=None, description="JSON Web Key Set file of the issuer's public keys"
+    )
+    api_jwks_url: str | None = Field(
+        default=None, description="URL of the issuer's JSON Web Key Set (fetched and cached)"
+    )
+    api_jwt_leeway_s: int = Field(
+        default=30, ge=0, le=300, description="Clock skew tolerated on exp, nbf and iat"
+    )
+    api_kafka_timeout_ms: int = Field(
+        default=5_000,
+        ge=100,
+        description="Longest wait of POST /v1/labels for the broker to acknowledge the label",
+    )
+
     # --- Local files ----------------------------------------------------------------------
     var_dir: Path = Field(default=Path("var"), description="Root of all local state and data")
     kafka_version: str = Field(

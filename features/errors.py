@@ -16,6 +16,8 @@ subclass it; each package keeps its own errors in its own ``errors.py``:
     │   └── ArtefactError                models/errors.py  artefact damaged, unsafe or mismatched
     ├── DatabaseError                    app/db/errors.py  registry database down or not migrated
     ├── RegistryError                    app/db/errors.py  a model or policy change is not allowed
+    │   └── UnknownVersionError          app/db/errors.py  no model or policy of that version
+    ├── ApiError                         app/api/errors.py a request cannot be served (4xx, 503)
     └── ...
 
 Every error says what went wrong and what to do about it. The CLI turns them into a message

@@ -143,7 +143,8 @@ def dead_letter_value(letter: DeadLetter) -> tuple[bytes | None, bytes]:
 
 
 def bulk_producer(settings: FraudscoreSettings) -> AIOKafkaProducer:
-    """An idempotent producer for generated records (load generator, datasets)."""
+    """An idempotent producer for generated records (load generator, datasets) and the API's
+    labels."""
     return AIOKafkaProducer(
         **client_options(settings), acks="all", linger_ms=5, enable_idempotence=True
     )

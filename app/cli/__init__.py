@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import audit, db, kafka, model, policy, savepoint
+from app.cli import api, audit, db, kafka, model, policy, savepoint
 from app.cli.demo import demo
 from app.cli.generate import generate
 from app.cli.loadgen import loadgen
@@ -37,6 +37,9 @@ app.add_typer(
     model.app, name="model", help="The model registry: register, shadow, promote, roll back"
 )
 app.add_typer(policy.app, name="policy", help="The decision policy: thresholds and hard rules")
+app.add_typer(
+    api.app, name="api", help="The REST API: serve it (no sub-command), or mint a dev token"
+)
 
 app.command()(worker)
 app.command(name="audit-sink")(audit.audit_sink)

@@ -11,3 +11,7 @@ class DatabaseError(FraudscoreError):
 
 class RegistryError(FraudscoreError):
     """A registry change is not allowed: unknown version, or a state it cannot move from."""
+
+
+class UnknownVersionError(RegistryError):
+    """No model or policy of that version is in the registry."""

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.db.tables import Label, LabelPosition, MerchantRisk, MerchantRiskSnapshot
 from features.merchant import (
     LabelFact,
+    MerchantCounts,
     MerchantRiskParams,
     Snapshot,
     day_of,
@@ -220,3 +221,45 @@ def load_all(engine: Engine, delay_days: int) -> Iterable[Snapshot]:
         loaded = load_snapshot(engine, day, delay_days)
         if loaded is not None:
             yield loaded
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantRiskRow:
+    """One merchant's counts in the newest published snapshot (None: no labelled transaction
+    of it in that snapshot's windows)."""
+
+    snapshot_version: str
+    counts: MerchantCounts | None
+
+
+def newest_merchant_risk(
+    session: Session, merchant_id: str, delay_days: int
+) -> MerchantRiskRow | None:
+    """The merchant's counts in the newest snapshot published for ``delay_days``; None if no
+    snapshot is published yet."""
+    newest = session.execute(
+        select(MerchantRiskSnapshot.id, MerchantRiskSnapshot.version)
+        .where(MerchantRiskSnapshot.delay_days == delay_days)
+        .order_by(MerchantRiskSnapshot.day.desc())
+        .limit(1)
+    ).first()
+    if newest is None:
+        return None
+    row = session.scalar(
+        select(MerchantRisk).where(
+            MerchantRisk.snapshot_id == newest.id, MerchantRisk.merchant_id == merchant_id
+        )
+    )
+    if row is None:
+        return MerchantRiskRow(newest.version, None)
+    return MerchantRiskRow(
+        newest.version,
+        (
+            row.labelled_1d,
+            row.fraud_1d,
+            row.labelled_7d,
+            row.fraud_7d,
+            row.labelled_30d,
+            row.fraud_30d,
+        ),
+    )

@@ -52,9 +52,11 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def require_current(engine: Engine) -> None:
-    """Refuse a database whose schema is not this build's head revision."""
-    head, current = head_revision(engine), current_revision(engine)
+def require_current(engine: Engine, head: str | None = None) -> None:
+    """Refuse a database whose schema is not this build's head revision (``head``: that
+    revision, known already; None: read it from the migration scripts)."""
+    head = head_revision(engine) if head is None else head
+    current = current_revision(engine)
     if current != head:
         where = engine.url.render_as_string(hide_password=True)
         raise DatabaseError(

@@ -36,7 +36,7 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.errors import RegistryError
+from app.db.errors import RegistryError, UnknownVersionError
 from app.db.tables import AdminAction, DecisionPolicy, ModelPromotion, ModelStatus, ModelVersion
 from models.artefact import load_artefact, read_metadata
 from models.errors import ArtefactError
@@ -164,11 +164,16 @@ def register_model(session: Session, directory: Path, actor: str) -> ModelVersio
     return row
 
 
-def _model(session: Session, version: str) -> ModelVersion:
-    row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+def _model_row(session: Session, version: str) -> ModelVersion | None:
+    return session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+
+
+def model(session: Session, version: str) -> ModelVersion:
+    """The registered model ``version``; :class:`UnknownVersionError` if there is none."""
+    row = _model_row(session, version)
     if row is None:
         known = ", ".join(m.version for m in models(session)) or "none"
-        raise RegistryError(
+        raise UnknownVersionError(
             f"no model {version!r} in the registry (registered: {known}); "
             "register it first with `fraudscore model register ARTEFACT_DIR`"
         )
@@ -177,7 +182,7 @@ def _model(session: Session, version: str) -> ModelVersion:
 
 def model_ref(session: Session, version: str) -> ArtefactRef | None:
     """The registered artefact of model ``version``, whatever its status (None: unknown)."""
-    row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+    row = _model_row(session, version)
     return None if row is None else _ref(row)
 
 
@@ -207,7 +212,7 @@ def _occupy(
 
 def promote(session: Session, version: str, actor: str) -> ModelVersion | None:
     """Make ``version`` the active model; returns the model it replaced, if any."""
-    row = _model(session, version)
+    row = model(session, version)
     if row.status is ModelStatus.ACTIVE:
         raise RegistryError(f"model {version!r} is already active")
     previous = _occupy(session, row, ModelStatus.ACTIVE, ModelStatus.RETIRED, actor)
@@ -246,7 +251,7 @@ def rollback(session: Session, actor: str) -> tuple[ModelVersion, ModelVersion]:
 
 def shadow(session: Session, version: str, actor: str) -> ModelVersion | None:
     """Score ``version`` in shadow; returns the shadow model it replaced, if any."""
-    row = _model(session, version)
+    row = model(session, version)
     if row.status is ModelStatus.ACTIVE:
         raise RegistryError(
             f"model {version!r} is active: a shadow model is scored beside the active one"
@@ -274,9 +279,28 @@ def active_policy(session: Session) -> DecisionPolicy | None:
     return session.scalar(select(DecisionPolicy).where(DecisionPolicy.active))
 
 
+def policies(session: Session) -> list[DecisionPolicy]:
+    """Every policy version, oldest first."""
+    return list(session.scalars(select(DecisionPolicy).order_by(DecisionPolicy.id)))
+
+
+def _policy_row(session: Session, version: str) -> DecisionPolicy | None:
+    return session.scalar(select(DecisionPolicy).where(DecisionPolicy.version == version))
+
+
+def policy(session: Session, version: str) -> DecisionPolicy:
+    """The policy ``version``; :class:`UnknownVersionError` if there is none."""
+    row = _policy_row(session, version)
+    if row is None:
+        raise UnknownVersionError(
+            f"no policy {version!r} in the registry: `fraudscore policy set ...` makes one"
+        )
+    return row
+
+
 def policy_version(session: Session, version: str) -> Policy | None:
     """Policy ``version``, active or not (None: the registry never had it)."""
-    row = session.scalar(select(DecisionPolicy).where(DecisionPolicy.version == version))
+    row = _policy_row(session, version)
     return None if row is None else policy_of(row)
 
 

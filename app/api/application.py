@@ -1,0 +1,41 @@
+"""The FastAPI application, built by :func:`create_app` (served by ``fraudscore api``).
+
+Building it checks the token configuration (:func:`app.api.auth.token_verifier`) so that a
+configuration that cannot work stops the start; the engine and the producer are opened by
+the lifespan (:mod:`app.api.resources`), never at import time.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from app.api import handlers
+from app.api.auth import token_verifier
+from app.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.api.resources import lifespan
+from app.api.routers import decisions, health, labels, merchants, models, policies
+from app.settings import FraudscoreSettings, get_settings
+
+DESCRIPTION = """Real-time card-fraud scoring: decisions, merchant risk, the model registry,
+decision policies and analyst labels. Every `/v1` endpoint needs a bearer JWT with a role:
+`service`, `analyst` or `admin` (docs/API.md). Errors are
+`{"error": {"code", "message", "request_id", "details"}}`."""
+
+
+def create_app(settings: FraudscoreSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="fraudscore",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.verifier = token_verifier(settings)
+    handlers.install(app)
+    for router in (health, decisions, merchants, models, policies, labels):
+        app.include_router(router.router)
+    # the last added runs first: every response, the 413 included, carries the request id
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app
