@@ -136,16 +136,20 @@ class MerchantRiskAggregator:
             self._send_dead_letters()
         self.failpoints.hit("merchant_risk.before_db")
         checkpoint = store.Checkpoint(self.labels, dict(self.positions), datetime.now(UTC))
-        published = store.record_checkpoint(
+        stored = store.record_checkpoint(
             self.engine,
             self.topic,
             checkpoint,
             self.settings.merchant_params,
             self.settings.merchant_risk_label_lateness_ms,
+            retention_days=self.settings.merchant_risk_snapshot_retention_days,
         )
-        if self.labels or published:
+        if self.labels or stored.published:
             log.info(
-                "stored %d labels; published snapshots %s", len(self.labels), published or "none"
+                "stored %d labels; published snapshots %s; deleted %d out of retention",
+                len(self.labels),
+                stored.published or "none",
+                stored.pruned,
             )
         self.labels, self._read = [], False
 

@@ -148,6 +148,13 @@ class FraudscoreSettings(BaseSettings):
         description="The aggregator publishes snapshot d once it has seen a label reported this "
         "long after the start of day d-1 (its cut-off): labels may arrive this much out of order",
     )
+    merchant_risk_snapshot_retention_days: int = Field(
+        default=400,
+        ge=31,
+        description="The aggregator deletes merchant snapshots of days more than this before "
+        "its newest snapshot (label time, not the clock); replay needs the snapshots of the "
+        "days it replays, the audit rows keep the features either way",
+    )
     merchant_risk_checkpoint_interval_ms: int = Field(
         default=1000,
         ge=1,

@@ -3,8 +3,12 @@
 Writes (the aggregator, :mod:`app.merchant_risk`) go through :func:`record_checkpoint`, one
 database transaction per aggregator checkpoint: the labels read (each stored once: a label
 read again after a crash meets the unique constraint and is skipped), the position reached
-in every labels partition, and every snapshot that became due (written once: a version that
-exists is never rewritten, so what a worker has used stays what it was).
+in every labels partition, every snapshot that became due (written once: a version that
+exists is never rewritten, so what a worker has used stays what it was), and the deletion of
+the snapshots that fell out of retention: those of days more than ``retention_days`` before
+the newest published day (of any delay series). Retention counts from the newest snapshot,
+i.e. from label time, not from the clock, so a stopped aggregator deletes nothing and a
+replay of the labels deletes the same. Labels are never deleted (they are the training set).
 
 Reads (workers, :mod:`app.merchant_snapshots`; tests) are :func:`published_days` and
 :func:`load_snapshot`.
@@ -16,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -66,23 +70,47 @@ def positions(engine: Engine, topic: str) -> dict[int, int]:
         return {partition: offset for partition, offset in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What :func:`record_checkpoint` changed besides the labels and positions."""
+
+    published: list[str]  # versions of the snapshots published, oldest first
+    pruned: int  # snapshots deleted because they fell out of retention
+
+
 def record_checkpoint(
     engine: Engine,
     topic: str,
     checkpoint: Checkpoint,
     params: MerchantRiskParams,
     lateness_ms: int,
-) -> list[str]:
-    """Store one checkpoint and publish the snapshots due; their versions, oldest first."""
+    *,
+    retention_days: int,
+) -> Stored:
+    """Store one checkpoint, publish the snapshots due, delete those out of retention."""
     with Session(engine) as session, session.begin():
         _insert_labels(session, checkpoint.labels, checkpoint.received_at)
         for partition, offset in checkpoint.positions.items():
             session.merge(LabelPosition(topic=topic, partition=partition, next_offset=offset))
         session.flush()
-        return [
+        published = [
             _publish(session, day, params, checkpoint.received_at).version
             for day in _due_days(session, params, lateness_ms)
         ]
+        return Stored(published, _prune(session, retention_days) if published else 0)
+
+
+def _prune(session: Session, retention_days: int) -> int:
+    """Delete the snapshots of days more than ``retention_days`` before the newest one."""
+    newest = session.scalar(select(func.max(MerchantRiskSnapshot.day)))
+    if newest is None:
+        return 0
+    old = select(MerchantRiskSnapshot.id).where(MerchantRiskSnapshot.day < newest - retention_days)
+    ids = list(session.scalars(old))
+    if ids:
+        session.execute(delete(MerchantRisk).where(MerchantRisk.snapshot_id.in_(ids)))
+        session.execute(delete(MerchantRiskSnapshot).where(MerchantRiskSnapshot.id.in_(ids)))
+    return len(ids)
 
 
 def _insert_labels(session: Session, labels: Sequence[LabelRecord], now: datetime) -> None:
