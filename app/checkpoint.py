@@ -4,10 +4,14 @@ partitions.
 A worker has one transactional producer, ``<service>.<input topic>.<worker id>``. A checkpoint
 of the partitions with open work is, in exactly-once mode:
 
-1. ``begin_transaction``;
-2. per partition p: the latest value of every card touched since the last checkpoint to
-   changelog partition p (tombstones for deleted cards);
-3. the decisions, dead letters and copies of late transactions;
+1. ``begin_transaction``, as soon as the first batch after the previous checkpoint is
+   decided (:meth:`Checkpointer.stream`);
+2. the decisions, dead letters and copies of late transactions, sent into that open
+   transaction batch by batch as they are decided (:meth:`Checkpointer.stream`), so the
+   transaction's partitions are added and the records travel while the checkpoint interval
+   runs; a ``read_committed`` reader sees none of them before step 5;
+3. at the checkpoint, per partition p: the latest value of every card touched since the last
+   checkpoint to changelog partition p (tombstones for deleted cards), then a flush;
 4. ``send_offsets_to_transaction`` with every partition's next input offset *and the
    consumer's group metadata* (KIP-447): the group coordinator refuses it if this worker's
    generation is stale, i.e. if its partitions may already belong to another worker. That is
@@ -17,11 +21,14 @@ of the partitions with open work is, in exactly-once mode:
 
 How long each step takes is summed up in the log (:mod:`app.checkpoint_stats`).
 
-A checkpoint that fails is aborted and :class:`CheckpointError` tells the worker to rewind the
-partitions to their last committed offsets. When the producer cannot even abort (fenced,
-fatally broken, or hung in librdkafka), :class:`ClientsBrokenError` makes the worker start
-its Kafka clients afresh. At-least-once mode sends the same records without a
-transaction, flushes, then commits the offsets (the benchmark baseline).
+A checkpoint that fails, and a batch whose outputs cannot be sent, abort the open transaction,
+and :class:`CheckpointError` tells the worker to rewind every partition with open work to its
+last committed offset. A worker that loses its partitions (thrown out of the group) aborts the
+open transaction too (:meth:`Checkpointer.abandon`): it holds their outputs. When the producer
+cannot even abort (fenced, fatally broken, or hung in librdkafka), :class:`ClientsBrokenError`
+makes the worker start its Kafka clients afresh. At-least-once mode sends the same records
+without a transaction (the outputs as they are decided too), flushes at the checkpoint, then
+commits the offsets (the benchmark baseline).
 """
 
 from __future__ import annotations
@@ -29,9 +36,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -95,6 +103,7 @@ class Checkpointer:
         self._call_timeout_s = settings.transaction_timeout_ms / 1000
         self.stats = CheckpointStats()
         self._durations: dict[str, float] = {}  # of the checkpoint under way, per step
+        self._in_transaction = False
         self.producer = self._open_producer()
 
     def _open_producer(self) -> Producer:
@@ -109,21 +118,27 @@ class Checkpointer:
             )
         return producer
 
+    def stream(self, tasks: Sequence[PartitionTask]) -> None:
+        """Send the outputs ``tasks`` decided since the last call into the open transaction
+        (begun here if none is); raises CheckpointError, after aborting it, if they cannot."""
+        with self._failing_as_checkpoint():
+            self._begin()
+            headers = self._processed_now()
+            for task in tasks:
+                self._send_results(task, headers)
+
     def commit(self, tasks: Sequence[PartitionTask]) -> None:
-        """Commit the open work of ``tasks`` and write their RocksDB; raises CheckpointError."""
+        """Commit the open work of ``tasks`` (every task with open work: the transaction holds
+        all their outputs) and write their RocksDB; raises CheckpointError."""
         started = time.monotonic()
         self._durations = {"wait": started - min(task.pending.opened_at for task in tasks)}
         records = sum(task.pending.records for task in tasks)
         changes = [task.changes() for task in tasks]
-        try:
+        with self._failing_as_checkpoint():
             if self.settings.exactly_once:
                 ends = self._commit_transaction(tasks, changes)
             else:
                 ends = self._commit_at_least_once(tasks, changes)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            self._recover(error)
-            raise CheckpointError(str(error)) from exc
         self.failpoints.hit("checkpoint.after_commit")
         stored = time.monotonic()
         for task, task_changes in zip(tasks, changes, strict=True):
@@ -132,6 +147,30 @@ class Checkpointer:
         self._took("total", started)
         self.stats.add(self._durations, records)
 
+    def abandon(self) -> bool:
+        """Abort the open transaction, if any (partitions whose outputs it holds were lost);
+        whether there was one. Raises ClientsBrokenError if it cannot be aborted."""
+        if not self._in_transaction:
+            return False
+        log.warning("aborting the open transaction: it holds the outputs of lost partitions")
+        self._abort()
+        return True
+
+    @contextmanager
+    def _failing_as_checkpoint(self) -> Iterator[None]:
+        """A Kafka error inside aborts the open transaction and becomes a CheckpointError."""
+        try:
+            yield
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            self._recover(error)
+            raise CheckpointError(str(error)) from exc
+
+    def _begin(self) -> None:
+        if self.settings.exactly_once and not self._in_transaction:
+            self.producer.begin_transaction()
+            self._in_transaction = True
+
     def _took(self, step: str, since: float) -> None:
         self._durations[step] = time.monotonic() - since
 
@@ -139,7 +178,7 @@ class Checkpointer:
         self, tasks: Sequence[PartitionTask], changes: list[list[tuple[bytes, bytes | None]]]
     ) -> dict[int, int]:
         producer = self.producer
-        producer.begin_transaction()
+        self._begin()
         ends = self._send_outputs(tasks, changes)
         offsets = [TopicPartition(task.topic, task.partition, task.next_offset) for task in tasks]
         sending = time.monotonic()
@@ -152,6 +191,7 @@ class Checkpointer:
         self.failpoints.hit("checkpoint.after_offsets")
         committing = time.monotonic()
         self._retrying(lambda: producer.commit_transaction(self._call_timeout_s))
+        self._in_transaction = False
         self._took("commit", committing)
         return ends
 
@@ -168,8 +208,8 @@ class Checkpointer:
     def _send_outputs(
         self, tasks: Sequence[PartitionTask], changes: list[list[tuple[bytes, bytes | None]]]
     ) -> dict[int, int]:
-        """Send changelog records, decisions and dead letters and flush them; returns the next
-        changelog offset of every partition that had changes."""
+        """Send changelog records and the outputs not streamed yet, and flush everything;
+        returns the next changelog offset of every partition that had changes."""
         settings = self.settings
         producing = time.monotonic()
         ends: dict[int, int] = {}
@@ -186,15 +226,9 @@ class Checkpointer:
                     on_delivery=on_delivery,
                 )
         self.failpoints.hit("checkpoint.after_changelog")
-        headers: Headers = [(PROCESSED_AT_HEADER, str(int(time.time() * 1000)).encode())]
+        headers = self._processed_now()
         for task in tasks:
-            for key, decision in task.pending.result.decisions:
-                self._produce(settings.decisions_topic, key, encode_decision(decision), headers)
-            for letter in task.pending.result.dead_letters:
-                dlq_key, dlq_value = dead_letter_value(letter)
-                self._produce(settings.dlq_topic, dlq_key, dlq_value, dead_letter_headers(letter))
-            for record in task.pending.result.late:
-                self._produce(settings.late_topic, record.key, record.value, source_headers(record))
+            self._send_results(task, headers)
         left = self.producer.flush(self._call_timeout_s)
         if left:
             raise KafkaException(
@@ -203,6 +237,21 @@ class Checkpointer:
         self._took("outputs", producing)
         self.failpoints.hit("checkpoint.after_outputs")  # all written, inside the transaction
         return ends
+
+    @staticmethod
+    def _processed_now() -> Headers:
+        return [(PROCESSED_AT_HEADER, str(int(time.time() * 1000)).encode())]
+
+    def _send_results(self, task: PartitionTask, headers: Headers) -> None:
+        """Send the decisions, dead letters and late copies ``task`` has not handed out yet."""
+        settings, outputs = self.settings, task.take_outputs()
+        for key, decision in outputs.decisions:
+            self._produce(settings.decisions_topic, key, encode_decision(decision), headers)
+        for letter in outputs.dead_letters:
+            dlq_key, dlq_value = dead_letter_value(letter)
+            self._produce(settings.dlq_topic, dlq_key, dlq_value, dead_letter_headers(letter))
+        for record in outputs.late:
+            self._produce(settings.late_topic, record.key, record.value, source_headers(record))
 
     def _produce(
         self,
@@ -286,12 +335,16 @@ class Checkpointer:
             return
         if error.fatal():
             raise ClientsBrokenError(f"the transactional producer failed fatally: {error}")
+        self._abort()
+
+    def _abort(self) -> None:
         try:
             self._retrying(
                 lambda: self.producer.abort_transaction(self._call_timeout_s), _ABORT_PATIENCE_S
             )
         except KafkaException as exc:
-            raise ClientsBrokenError(f"the failed checkpoint could not be aborted: {exc}") from exc
+            raise ClientsBrokenError(f"the open transaction could not be aborted: {exc}") from exc
+        self._in_transaction = False
 
     def close(self) -> None:
         """Close the producer in the background: a broken one may take its time (its open

@@ -73,7 +73,8 @@ class PartitionTask:
         log.info("partition %r ready at offset %d", self, committed)
 
     def process(self, messages: list[Message]) -> None:
-        """Run the pipeline over fetched records; outputs wait for the next checkpoint."""
+        """Run the pipeline over fetched records; their outputs wait in :attr:`pending` until
+        the checkpointer takes them (:meth:`take_outputs`)."""
         topic, partition = self.topic, self.partition
         batch = [
             SourceRecord(topic, partition, m.offset() or 0, m.key(), m.value() or b"")
@@ -88,6 +89,12 @@ class PartitionTask:
         pending.result.dead_letters.extend(result.dead_letters)
         pending.result.late.extend(result.late)
         self.next_offset = batch[-1].offset + 1
+
+    def take_outputs(self) -> BatchResult:
+        """The decisions, dead letters and late copies not handed out yet (the checkpointer
+        sends them into the open transaction); the open checkpoint keeps counting records."""
+        outputs, self.pending.result = self.pending.result, BatchResult()
+        return outputs
 
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         """The open checkpoint's state changes, as changelog records."""

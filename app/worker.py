@@ -116,10 +116,14 @@ class Worker:
                 self._consumer_error(error)
                 continue
             by_partition.setdefault(message.partition() or 0, []).append(message)
+        processed = []
         for partition, batch in by_partition.items():
             task = self.tasks.get(partition)
             if task is not None:  # records fetched before a revoke are someone else's now
                 task.process(batch)
+                processed.append(task)
+        if processed:  # their outputs go into the open transaction now, not at the checkpoint
+            self._checkpointing(self.checkpointer.stream, processed)
         if self._due():
             self._checkpoint()
 
@@ -158,15 +162,27 @@ class Worker:
         )
 
     def _checkpoint(self) -> None:
-        open_tasks = [task for task in self.tasks.values() if task.pending.records]
-        if not open_tasks:
-            return
+        open_tasks = self._open_tasks()
+        if open_tasks:
+            self._checkpointing(self.checkpointer.commit, open_tasks)
+
+    def _open_tasks(self) -> list[PartitionTask]:
+        return [task for task in self.tasks.values() if task.pending.records]
+
+    def _checkpointing(
+        self, step: Callable[[list[PartitionTask]], None], tasks: list[PartitionTask]
+    ) -> None:
+        """Run a step of the open checkpoint; if it failed (its transaction was aborted), every
+        partition with open work goes back to its committed offset."""
         try:
-            self.checkpointer.commit(open_tasks)
+            step(tasks)
         except CheckpointError:
-            for task in open_tasks:
-                task.rewind()
-                self._seek(task)
+            self._rewind_open()
+
+    def _rewind_open(self) -> None:
+        for task in self._open_tasks():
+            task.rewind()
+            self._seek(task)
 
     def _seek(self, task: PartitionTask) -> None:
         try:
@@ -239,6 +255,8 @@ class Worker:
             "partitions lost: %s; dropping their open work", sorted(tp.partition for tp in lost)
         )
         self._close([self.tasks[tp.partition] for tp in lost if tp.partition in self.tasks])
+        if self.checkpointer.abandon():  # it held the lost partitions' outputs too
+            self._rewind_open()
 
     def _close(self, tasks: list[PartitionTask]) -> None:
         for task in tasks:
