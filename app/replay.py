@@ -273,20 +273,21 @@ class _Replayer:
     def partition(
         self, partition: int, progress: Progress
     ) -> tuple[PartitionRead, list[DecisionRecord]]:
-        """Replay one partition from its log start; its decisions in the range."""
+        """Replay one partition from its log start until :meth:`_done`; its decisions in the
+        range."""
         store = MemoryCardStore()
         decisions: list[DecisionRecord] = []
         topic = self._settings.input_topic
         with open_committed(self._settings, topic, partition) as log_range:
             begin, end = log_range.begin, log_range.end
-            next_offset = begin
+            next_offset, done = begin, False
             for messages in committed_batches(log_range, begin):
-                decisions.extend(self._decide(self._in_range(messages, store)))
-                next_offset = (messages[-1].offset() or 0) + 1
+                kept, next_offset, done = self._read(messages, store)
+                decisions.extend(self._decide(kept))
                 progress(partition, next_offset - begin, end - begin)
-                if self._done(store, partition, next_offset):
+                if done:
                     break
-            else:
+            if not done:
                 next_offset = max(next_offset, end)
         progress(partition, next_offset - begin, next_offset - begin)
         return PartitionRead(partition, begin, next_offset, end), decisions
@@ -303,10 +304,13 @@ class _Replayer:
                 found[decision.transaction_id] = HISTORY_TRUNCATED
         return found
 
-    def _in_range(self, messages: Iterable[Message], store: CardStore) -> list[Featurized]:
-        """Featurize every record in offset order (each with its recorded snapshot); keep
-        those with event times in the range."""
+    def _read(
+        self, messages: Sequence[Message], store: CardStore
+    ) -> tuple[list[Featurized], int, bool]:
+        """Featurize the records in offset order, up to the first after which the partition
+        is :meth:`_done`; return those in the range, the next offset, and whether done."""
         kept: list[Featurized] = []
+        next_offset = 0
         for message in messages:
             record = SourceRecord(
                 message.topic() or "",
@@ -315,16 +319,24 @@ class _Replayer:
                 message.key(),
                 message.value() or b"",
             )
-            recorded = self._recorded.get((record.partition, record.offset))
-            accepted, _ = featurize(
-                [record],
-                store,
-                max_record_bytes=self._settings.max_record_bytes,
-                params=self._settings.stream_params,
-                merchants=self._merchants.book_for(recorded),
-            )
-            kept.extend(f for f in accepted if self._start_ms <= f.txn.event_time_ms < self._end_ms)
-        return kept
+            kept.extend(self._featurize(record, store))
+            next_offset = record.offset + 1
+            if self._done(store, record.partition, next_offset):
+                return kept, next_offset, True
+        return kept, next_offset, False
+
+    def _featurize(self, record: SourceRecord, store: CardStore) -> list[Featurized]:
+        """The worker's feature step for one record, with the merchant snapshot its audit row
+        records; empty unless it is accepted and its event time is in the range."""
+        recorded = self._recorded.get((record.partition, record.offset))
+        accepted, _ = featurize(
+            [record],
+            store,
+            max_record_bytes=self._settings.max_record_bytes,
+            params=self._settings.stream_params,
+            merchants=self._merchants.book_for(recorded),
+        )
+        return [f for f in accepted if self._start_ms <= f.txn.event_time_ms < self._end_ms]
 
     def _decide(self, accepted: Sequence[Featurized]) -> list[DecisionRecord]:
         """Decide each record with its recorded versions (one model call per versions)."""
