@@ -27,7 +27,7 @@ recorded snapshot the database no longer has (``merchant snapshot ... unavailabl
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,18 +115,16 @@ def replay(
         replayer = _Replayer(settings, (start, end), recorded, merchants, judges)
         reads: list[PartitionRead] = []
         replayed: list[DecisionRecord] = []
-        caveats: dict[str, str] = {}
         for partition in input_partitions(settings):
             read, decisions = replayer.partition(partition, progress)
             reads.append(read)
             replayed.extend(decisions)
-            caveats |= replayer.caveats(read, decisions)
     finally:
         engine.dispose()
     path = write_decisions(out_dir, replayed)
     return ReplayReport(
         tuple(reads),
-        compare(recorded, replayed, caveats),
+        compare(recorded, replayed, caveats(reads, [*recorded, *replayed], merchants.unavailable)),
         path,
         tuple(sorted(merchants.unavailable)),
     )
@@ -155,6 +153,25 @@ def input_partitions(settings: FraudscoreSettings) -> list[int]:
             "(check FRAUDSCORE_INPUT_TOPIC and FRAUDSCORE_KAFKA_BOOTSTRAP)"
         )
     return sorted(topic.partitions)
+
+
+def caveats(
+    reads: Iterable[PartitionRead],
+    decisions: Iterable[DecisionRecord],
+    unavailable: Container[str],
+) -> dict[str, str]:
+    """Why a difference of a transaction (recorded or replayed) cannot be called a mismatch,
+    by transaction id: its partition's log lost its start (card history, maybe its own input
+    record, are gone), or the merchant snapshot its row records is not in the database."""
+    truncated = {read.partition for read in reads if read.truncated}
+    found: dict[str, str] = {}
+    for decision in decisions:
+        version = decision.merchant_risk_version
+        if decision.source.partition in truncated:
+            found[decision.transaction_id] = HISTORY_TRUNCATED
+        elif version is not None and version in unavailable:
+            found[decision.transaction_id] = f"merchant snapshot {version} unavailable"
+    return found
 
 
 def write_decisions(out_dir: Path, decisions: Iterable[DecisionRecord]) -> Path:
@@ -291,18 +308,6 @@ class _Replayer:
                 next_offset = max(next_offset, end)
         progress(partition, next_offset - begin, next_offset - begin)
         return PartitionRead(partition, begin, next_offset, end), decisions
-
-    def caveats(self, read: PartitionRead, decisions: Iterable[DecisionRecord]) -> dict[str, str]:
-        """Why differences of these decisions cannot be called mismatches, by transaction."""
-        found: dict[str, str] = {}
-        for decision in decisions:
-            recorded = self._recorded.get((decision.source.partition, decision.source.offset))
-            version = None if recorded is None else recorded.merchant_risk_version
-            if version is not None and version in self._merchants.unavailable:
-                found[decision.transaction_id] = f"merchant snapshot {version} unavailable"
-            if read.truncated:
-                found[decision.transaction_id] = HISTORY_TRUNCATED
-        return found
 
     def _read(
         self, messages: Sequence[Message], store: CardStore

@@ -9,8 +9,9 @@ shortest repr, which tells any two doubles apart, so equal texts mean equal bits
 
 A transaction the caller marks with a *caveat* (e.g. ``history truncated``: its input
 partition no longer starts at offset 0, so the replay lacks part of its card's history) is
-not called a mismatch when it differs: its differences carry the caveat as their kind and
-count as *unproven*. An identical one counts as identical: its values are equal either way.
+not called a mismatch when it differs or is missing on one side: its differences carry the
+caveat as their kind and count as *unproven*. An identical one counts as identical: its
+values are equal either way. Duplicates are never excused.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class Kind(StrEnum):
 
 
 HISTORY_TRUNCATED: Final = "history truncated"
+# what a caveat can explain: a lost history changes values, dead-letters a record as a
+# duplicate or not, and a deleted input record cannot be replayed; two audit rows it cannot
+_EXCUSABLE: Final = (Kind.DIFFERENT, Kind.MISSING_IN_AUDIT, Kind.MISSING_IN_REPLAY)
 NO_RECORD: Final = "-"  # the value shown for a side that has no record
 
 
@@ -126,7 +130,7 @@ def compare(
     for transaction_id in sorted(was.keys() | now.keys()):
         found = _pair(transaction_id, was.get(transaction_id, []), now.get(transaction_id, []))
         kind, diffs = found
-        if kind == Kind.DIFFERENT and transaction_id in caveats:
+        if kind in _EXCUSABLE and transaction_id in caveats:
             kind, diffs = "unproven", _with_kind(diffs, caveats[transaction_id])
         counts[kind] += 1
         differences.extend(diffs)

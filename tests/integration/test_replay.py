@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
-from pyiceberg.expressions import EqualTo
+from pyiceberg.expressions import EqualTo, Reference
+from pyiceberg.expressions.literals import literal
 from typer.testing import CliRunner, Result
 
 from app.audit import load_audit_table
@@ -95,7 +98,7 @@ def _middle(decisions: list[DecisionRecord]) -> tuple[str, str, int]:
 def _tamper_score(settings: FraudscoreSettings, transaction_id: str) -> float:
     """Rewrite one audit row with its score one ulp higher; return the new score."""
     table = load_audit_table(settings).table
-    condition = EqualTo("transaction_id", transaction_id)
+    condition = EqualTo(term=Reference("transaction_id"), value=literal(transaction_id))
     row = table.scan(row_filter=condition).to_arrow()
     assert row.num_rows == 1
     score = math.nextafter(row.column("score")[0].as_py(), 1.0)
@@ -158,3 +161,36 @@ def test_a_range_without_audit_table_is_an_error_that_says_what_to_do(
     result = _replay(settings, "--from", "2026-01-01", "--to", later)
     assert result.exit_code == 1
     assert "error:" in result.stderr
+
+
+def _delete_log_start(settings: FraudscoreSettings, partition: int, before: int) -> None:
+    """Retention's work, done now: the input partition's records before ``before`` go."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    [future] = admin.delete_records(
+        [TopicPartition(settings.input_topic, partition, before)]
+    ).values()
+    assert future.result(timeout=30).low_watermark == before
+
+
+async def test_a_log_whose_start_was_deleted_reports_history_truncated_not_mismatches(
+    settings: FraudscoreSettings, tmp_path: Path
+) -> None:
+    decisions = await _decide_and_audit(settings, tmp_path)
+    start, end, in_range = _middle(decisions)
+    on_zero = sorted(d.source.offset for d in decisions if d.source.partition == 0)
+    before = on_zero[len(on_zero) // 5]  # the first day or so of partition 0
+    early = [d for d in decisions if d.source.partition == 0 and d.source.offset < before]
+    assert all(d.event_time < start for d in early)
+    _delete_log_start(settings, 0, before)
+
+    result = _replay(settings, "--from", start, "--to", end, "-o", "json")
+    report = json.loads(result.stdout)
+    [counts] = report["counts"]
+    truncated = [p["partition"] for p in report["partitions"] if p["history_truncated"]]
+    assert truncated == [0]
+    assert counts["different"] == 0  # nothing called a mismatch ...
+    assert counts["unproven"] > 0  # ... though cards of partition 0 lost their history
+    assert counts["compared"] == counts["identical"] + counts["unproven"] == in_range
+    assert {d["kind"] for d in report["differences"]} == {"history truncated"}
+    assert result.exit_code == 1, result.output  # unproven is not proven identical
+    assert "history truncated" in result.stderr

@@ -116,3 +116,11 @@ def test_fields_are_flat_texts() -> None:
     assert fields["source"] == "tx/0@3"
     assert fields["features.amount"] == "12.34"
     assert fields["shadow_score"] is None
+
+
+def test_a_caveat_excuses_a_missing_record_but_not_a_duplicate() -> None:
+    recorded = [_decision("deleted-input", 0), _decision("twice", 1), _decision("twice", 1)]
+    caveats = dict.fromkeys(("deleted-input", "twice"), HISTORY_TRUNCATED)
+    result = compare(recorded, [_decision("twice", 1)], caveats)
+    assert (result.unproven, result.missing_in_replay, result.duplicates) == (1, 0, 1)
+    assert [d.kind for d in result.differences] == [HISTORY_TRUNCATED, Kind.DUPLICATE]
