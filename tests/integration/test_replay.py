@@ -25,16 +25,14 @@ from typer.testing import CliRunner, Result
 
 from app.audit import load_audit_table
 from app.cli import app
-from app.db import migration
-from app.db.engine import create_db_engine
 from app.process import WorkerProcess, settings_env
-from app.settings import FraudscoreSettings, get_settings
+from app.settings import FraudscoreSettings
 from models.pipeline import DecisionRecord
 from sinks.iceberg import rows_of
 from sinks.kafka import ensure_topics
 from tests.support.audit import start_sink, wait_for_rows
 from tests.support.kafka import read_topic, send_input
-from tests.support.settings import isolated_settings
+from tests.support.settings import isolated_settings, migrated_registry
 from tests.support.traffic import untidy
 
 pytestmark = pytest.mark.integration
@@ -57,12 +55,8 @@ def settings(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Iterator[Frau
         checkpoint_max_records=200,
         fetch_max_records=200,
     )
-    engine = create_db_engine(settings)
-    migration.upgrade(engine)
-    engine.dispose()
-    get_settings.cache_clear()
-    yield settings
-    get_settings.cache_clear()
+    with migrated_registry(settings):
+        yield settings
 
 
 async def _decide_and_audit(settings: FraudscoreSettings, tmp_path: Path) -> list[DecisionRecord]:
@@ -152,6 +146,10 @@ async def test_replay_finds_every_decision_identical_then_names_a_tampered_row(
         }
     ]
     assert "DIFFERENCES" in result.stderr
+    text = _replay(settings, "--from", start, "--to", end, "--out", str(out))
+    assert text.exit_code == 1
+    assert victim.transaction_id in text.stdout
+    assert repr(score) in text.stdout
 
 
 def test_a_range_without_audit_table_is_an_error_that_says_what_to_do(
