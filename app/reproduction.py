@@ -95,8 +95,8 @@ def reproduce(
     policy (``day``: its event date, to read that day's files only). Blocking I/O."""
     decision = _recorded(settings, transaction_id, day)
     vector = _vector(decision)
-    scorer, model_source = _model(settings, decision.model_version)
-    policy, policy_source = _policy(settings, decision.policy_version)
+    scorer, model_source = recorded_model(settings, decision.model_version)
+    policy, policy_source = recorded_policy(settings, decision.policy_version)
     pipeline = Pipeline(scorer, policy, max_record_bytes=settings.max_record_bytes)
     [verdict] = pipeline.judge([vector])
     return Reproduction(
@@ -142,7 +142,8 @@ def _vector(decision: DecisionRecord) -> FeatureVector:
     return tuple(decision.features[name] for name in FEATURE_NAMES)
 
 
-def _model(settings: FraudscoreSettings, version: str) -> tuple[Scorer, str]:
+def recorded_model(settings: FraudscoreSettings, version: str) -> tuple[Scorer, str]:
+    """The model a decision names, and where it was loaded from (also for ``replay``)."""
     with registry_session(settings) as session:
         ref = registry.model_ref(session, version)
         known = [m.version for m in registry.models(session)]
@@ -162,7 +163,8 @@ def _model(settings: FraudscoreSettings, version: str) -> tuple[Scorer, str]:
     )
 
 
-def _policy(settings: FraudscoreSettings, version: str) -> tuple[Policy, str]:
+def recorded_policy(settings: FraudscoreSettings, version: str) -> tuple[Policy, str]:
+    """The policy a decision names, and where it came from (also for ``replay``)."""
     with registry_session(settings) as session:
         policy = registry.policy_version(session, version)
     if policy is not None:

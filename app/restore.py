@@ -6,7 +6,8 @@ otherwise (no meta, changelog recreated or truncated) it is wiped and rebuilt fr
 The changelog is read with ``read_committed`` until the reader's *position* reaches the last
 stable offset — commit markers occupy offsets, so "the last record seen" is not the end.
 :func:`open_changelog` and :func:`changelog_batches` are that read, shared with savepoints
-(``app/savepoint.py``).
+(``app/savepoint.py``); :func:`open_committed` and :func:`committed_batches` are the same read
+of any topic's partition, for ``fraudscore replay`` (``app/replay.py``) reading the input.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import NamedTuple
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from app.failpoint import NONE as NO_FAILPOINTS
 from app.failpoint import Failpoints
@@ -38,8 +39,8 @@ _POLL_S = 0.02
 Change = tuple[bytes, bytes | None]  # (key, value); a None value is a tombstone
 
 
-class ChangelogRange(NamedTuple):
-    """A ``read_committed`` reader for one changelog partition, and the partition's range."""
+class CommittedRange(NamedTuple):
+    """A ``read_committed`` reader for one partition of a topic, and the partition's range."""
 
     reader: Consumer
     topic: str
@@ -53,49 +54,75 @@ class ChangelogRange(NamedTuple):
         return int(tp.offset)
 
 
+ChangelogRange = CommittedRange  # a changelog partition's range
+
+
 @contextmanager
-def open_changelog(settings: FraudscoreSettings, partition: int) -> Iterator[ChangelogRange]:
-    """A reader of changelog partition ``partition`` with its current range, closed on exit."""
+def open_committed(
+    settings: FraudscoreSettings, topic: str, partition: int
+) -> Iterator[CommittedRange]:
+    """A reader of ``topic``'s partition ``partition`` with its current range, closed on exit.
+    It is assigned, never a group member, and never commits."""
     reader = committed_reader(settings)
     try:
-        tp = TopicPartition(settings.changelog_topic, partition)
+        tp = TopicPartition(topic, partition)
         try:
             begin, end = reader.get_watermark_offsets(tp, timeout=_OFFSETS_TIMEOUT_S, cached=False)
         except KafkaException as exc:
-            raise StateError(f"cannot read the offsets of {tp.topic}[{partition}]: {exc}") from exc
-        yield ChangelogRange(reader, tp.topic, partition, begin, end)
+            raise StateError(f"cannot read the offsets of {topic}[{partition}]: {exc}") from exc
+        yield CommittedRange(reader, topic, partition, begin, end)
     finally:
         reader.close()
 
 
-def changelog_batches(
-    changelog: ChangelogRange, start: int, failpoints: Failpoints = NO_FAILPOINTS
-) -> Iterator[list[Change]]:
-    """The committed records from ``start`` up to the range's end, a fetched batch at a time."""
-    reader = changelog.reader
-    reader.assign([TopicPartition(changelog.topic, changelog.partition, start)])
+def open_changelog(
+    settings: FraudscoreSettings, partition: int
+) -> AbstractContextManager[ChangelogRange]:
+    """A reader of changelog partition ``partition`` with its current range, closed on exit."""
+    return open_committed(settings, settings.changelog_topic, partition)
+
+
+def committed_batches(
+    committed: CommittedRange, start: int, failpoints: Failpoints = NO_FAILPOINTS
+) -> Iterator[list[Message]]:
+    """The committed messages from ``start`` up to the range's end, a fetched batch at a
+    time, in offset order."""
+    reader = committed.reader
+    reader.assign([TopicPartition(committed.topic, committed.partition, start)])
     last_progress = time.monotonic()
-    while start < changelog.end and changelog.position() < changelog.end:
-        batch: list[Change] = []
+    while start < committed.end and committed.position() < committed.end:
+        batch: list[Message] = []
         for message in reader.consume(10_000, timeout=_POLL_S):
             error = message.error()
             if error is not None:
                 if error.fatal():
-                    raise StateError(f"reading {changelog.topic}: {error}")
-                log.warning("reading %s: %s", changelog.topic, error)
+                    raise StateError(f"reading {committed.topic}: {error}")
+                log.warning("reading %s: %s", committed.topic, error)
                 continue
-            key = message.key()
-            assert key is not None
-            batch.append((key, message.value()))
+            batch.append(message)
         if batch:
             last_progress = time.monotonic()
             failpoints.hit("restore.read")
             yield batch
         elif time.monotonic() - last_progress > _STALL_S:
             raise StateError(
-                f"reading {changelog.topic}[{changelog.partition}] made no progress for "
+                f"reading {committed.topic}[{committed.partition}] made no progress for "
                 f"{_STALL_S:.0f}s; is the broker up?"
             )
+
+
+def changelog_batches(
+    changelog: ChangelogRange, start: int, failpoints: Failpoints = NO_FAILPOINTS
+) -> Iterator[list[Change]]:
+    """The committed records from ``start`` up to the range's end, a fetched batch at a time."""
+    for messages in committed_batches(changelog, start, failpoints):
+        yield [(_key(message), message.value()) for message in messages]
+
+
+def _key(message: Message) -> bytes:
+    key = message.key()
+    assert key is not None
+    return key
 
 
 def restore_partition(

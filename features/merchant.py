@@ -94,6 +94,17 @@ def version_name(day: int, delay_days: int) -> str:
     return f"{date.isoformat()}/d{delay_days}"
 
 
+def parse_version(version: str) -> tuple[int, int] | None:
+    """The (day, delay_days) of a :func:`version_name`; None if ``version`` is not one."""
+    day_text, _, delay_text = version.partition("/d")
+    try:
+        day = datetime.fromisoformat(day_text).replace(tzinfo=UTC)
+        delay = int(delay_text)
+    except ValueError:
+        return None
+    return day_of(int(day.timestamp()) * 1000), delay
+
+
 def label_cutoff_ms(day: int) -> int:
     """Snapshot ``day`` holds the labels reported strictly before this: the start of the
     day before."""
@@ -193,6 +204,17 @@ class MemorySnapshots:
     def snapshot_for(self, day: int) -> Snapshot | None:
         chosen = choose_version(self._days, day, self.params)
         return None if chosen is None else self.snapshots[chosen]
+
+
+class PinnedSnapshot:
+    """A :class:`SnapshotBook` that gives one snapshot (or none) for every day: a recorded
+    decision's own, when it is replayed (``fraudscore replay``)."""
+
+    def __init__(self, snapshot: Snapshot | None) -> None:
+        self.snapshot = snapshot
+
+    def snapshot_for(self, day: int) -> Snapshot | None:
+        return self.snapshot
 
 
 class LabelSnapshots:

@@ -241,11 +241,17 @@ class Pipeline:
             merchants=self.merchants,
         )
         result = BatchResult(dead_letters=dead_letters, late=[f.record for f in accepted if f.late])
+        result.decisions.extend(self.decide(accepted))
+        return result
+
+    def decide(self, accepted: Sequence[Featurized]) -> list[tuple[bytes, DecisionRecord]]:
+        """The decision records (key, value) of featurized records: what :meth:`run` emits
+        for them, and what ``fraudscore replay`` recomputes with each decision's recorded
+        model and policy."""
         vectors = [f.vector for f in accepted]
         verdicts = self.judge(vectors)
         shadow_scores = None if self.shadow is None else self.shadow.score_batch(vectors)
-        result.decisions.extend(self._decisions(accepted, verdicts, shadow_scores))
-        return result
+        return list(self._decisions(accepted, verdicts, shadow_scores))
 
     def judge(self, vectors: Sequence[FeatureVector]) -> list[Verdict]:
         """Score, decide and explain feature vectors (one model call for the scores, one for
@@ -261,7 +267,7 @@ class Pipeline:
 
     def _decisions(
         self,
-        accepted: list[Featurized],
+        accepted: Sequence[Featurized],
         verdicts: list[Verdict],
         shadow_scores: Sequence[float] | None = None,
     ) -> Iterator[tuple[bytes, DecisionRecord]]:

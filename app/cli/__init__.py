@@ -9,6 +9,7 @@ from app.cli.demo import demo
 from app.cli.generate import generate
 from app.cli.loadgen import loadgen
 from app.cli.merchant_risk import merchant_risk
+from app.cli.replay import replay
 from app.cli.train import train
 from app.cli.worker import worker
 
@@ -48,6 +49,7 @@ app.command()(demo)
 app.command()(loadgen)
 app.command()(generate)
 app.command()(train)
+app.command()(replay)
 
 
 def main() -> None:

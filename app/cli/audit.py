@@ -68,7 +68,7 @@ def audit_sink(
         asyncio.run(serve(settings))
 
 
-def _moment(text: str | None) -> datetime | None:
+def moment(text: str | None) -> datetime | None:
     """ISO 8601 / RFC 3339; without an offset, UTC."""
     if text is None:
         return None
@@ -126,7 +126,7 @@ def _when(as_of: str | None, tag: str | None, snapshot: int | None) -> dict[str,
     """The "as of" keywords of :mod:`app.audit_query` from the options (one at most)."""
     if sum(option is not None for option in (as_of, tag, snapshot)) > 1:
         raise typer.BadParameter("give one of --as-of, --tag and --snapshot, not several")
-    return {"as_of": _moment(as_of), "tag": tag, "snapshot_id": snapshot}
+    return {"as_of": moment(as_of), "tag": tag, "snapshot_id": snapshot}
 
 
 @app.command()
@@ -166,7 +166,7 @@ def card(
 
     when = _when(as_of, tag, snapshot)
     with catch_errors():
-        rows = card_history(get_settings(), card_id, start=_moment(start), end=_moment(end), **when)
+        rows = card_history(get_settings(), card_id, start=moment(start), end=moment(end), **when)
     emit(rows, output, lambda r: table_of(r.select(_CARD_COLUMNS), title=f"card {card_id}"))
 
 
@@ -211,7 +211,7 @@ def sql(
 
     when = _when(as_of, tag, snapshot)
     with catch_errors():
-        rows = run_sql(get_settings(), query, start=_moment(start), end=_moment(end), **when)
+        rows = run_sql(get_settings(), query, start=moment(start), end=moment(end), **when)
     emit(rows, output)
 
 

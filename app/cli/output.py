@@ -15,7 +15,7 @@ pyarrow is only imported to write CSV: importing it with the CLI would slow ever
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,19 @@ def emit(
         typer.echo(csv_of(rows), nl=False)
     else:
         stdout.print((text or table_of)(rows))
+
+
+def emit_sections(sections: Mapping[str, pa.Table], output: QueryOutput, csv_section: str) -> None:
+    """Write a report of several tables (e.g. counts, then the rows behind them): ``json``
+    one object with an array per section, ``csv`` only ``csv_section`` (CSV holds one
+    table), ``text`` a titled table per section."""
+    if output is QueryOutput.json:
+        typer.echo(msgspec.json.encode({k: v.to_pylist() for k, v in sections.items()}).decode())
+    elif output is QueryOutput.csv:
+        typer.echo(csv_of(sections[csv_section]), nl=False)
+    else:
+        for title, rows in sections.items():
+            stdout.print(table_of(rows, title=title))
 
 
 def json_of(rows: pa.Table) -> str:

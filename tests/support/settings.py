@@ -3,10 +3,14 @@ catalog and warehouse, under ``var_dir``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from app.settings import FraudscoreSettings
+from app.db import migration
+from app.db.engine import create_db_engine
+from app.settings import FraudscoreSettings, get_settings
 
 
 def isolated_settings(
@@ -26,3 +30,17 @@ def isolated_settings(
         var_dir=var_dir,
         **overrides,
     )
+
+
+@contextmanager
+def migrated_registry(settings: FraudscoreSettings) -> Iterator[FraudscoreSettings]:
+    """``settings`` with their registry database migrated (Alembic) and ``get_settings``'
+    cache cleared around the block (the CLI under test reads the environment)."""
+    engine = create_db_engine(settings)
+    migration.upgrade(engine)
+    engine.dispose()
+    get_settings.cache_clear()
+    try:
+        yield settings
+    finally:
+        get_settings.cache_clear()

@@ -16,18 +16,18 @@ from typer.testing import CliRunner, Result
 
 from app.audit import open_audit_table
 from app.cli import app
-from app.db import migration, registry
-from app.db.engine import create_db_engine
+from app.db import registry
 from app.db.session import registry_session
 from app.live_pipeline import configured_policy
 from app.process import settings_env
 from app.reproduction import reproduce
-from app.settings import FraudscoreSettings, get_settings
+from app.settings import FraudscoreSettings
 from features.stream import MemoryCardStore
 from models.pipeline import DecisionRecord, Pipeline, SourceRecord
 from models.synthetic import encode_record, generate
 from sinks.iceberg import CommittedDecision
 from tests.support.artefact import make_artefact
+from tests.support.settings import migrated_registry
 
 INGESTED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -38,12 +38,8 @@ def settings(tmp_path: Path) -> Iterator[FraudscoreSettings]:
         var_dir=tmp_path / "var",
         database_url=SecretStr(f"sqlite:///{tmp_path / 'registry.db'}"),
     )
-    engine = create_db_engine(settings)
-    migration.upgrade(engine)
-    engine.dispose()
-    get_settings.cache_clear()
-    yield settings
-    get_settings.cache_clear()
+    with migrated_registry(settings):
+        yield settings
 
 
 def _decide_and_audit(settings: FraudscoreSettings, artefact: Path) -> list[DecisionRecord]:

@@ -14,8 +14,10 @@ from features.merchant import (
     MemorySnapshots,
     MerchantRiskParams,
     choose_version,
+    day_of,
     label_cutoff_ms,
     merchant_vector,
+    parse_version,
     snapshot,
     version_name,
     window_end_ms,
@@ -162,3 +164,10 @@ def test_memory_snapshots_answer_by_day() -> None:
     assert found.version == "2026-02-16/d7"
     assert book.snapshot_for(DAY - 1) is None
     assert MemorySnapshots().snapshot_for(DAY) is None
+
+
+def test_a_version_name_parses_back_to_its_day_and_delay() -> None:
+    assert parse_version(version_name(20_461, 7)) == (20_461, 7)
+    assert parse_version("2026-01-08/d7") == (day_of(1_767_830_400_000), 7)
+    for damaged in ("2026-01-08", "2026-13-08/d7", "2026-01-08/dx", ""):
+        assert parse_version(damaged) is None
