@@ -40,6 +40,7 @@ from app.checkpoint_stats import CheckpointStats
 from app.failpoint import Failpoints
 from app.partition import PartitionTask
 from app.settings import FraudscoreSettings
+from app.worker_metrics import WorkerMetrics
 from models.pipeline import encode_decision
 from sinks.kafka import (
     PROCESSED_AT_HEADER,
@@ -73,7 +74,13 @@ _HANG_MARGIN_S = 5.0
 
 
 class CheckpointError(Exception):
-    """The checkpoint did not commit: its partitions must go back to their committed offsets."""
+    """The checkpoint did not commit: its partitions must go back to their committed offsets.
+    ``fenced``: because a newer owner of the partitions (or of the transactional id) fenced
+    this worker."""
+
+    def __init__(self, message: str, *, fenced: bool = False) -> None:
+        super().__init__(message)
+        self.fenced = fenced
 
 
 class ClientsBrokenError(Exception):
@@ -87,14 +94,17 @@ class Checkpointer:
         consumer: Consumer,
         transactional_id: str,
         failpoints: Failpoints,
+        metrics: WorkerMetrics,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.consumer = consumer
         self.transactional_id = transactional_id
         self.failpoints = failpoints
         self._call_timeout_s = settings.transaction_timeout_ms / 1000
         self.stats = CheckpointStats()
         self._durations: dict[str, float] = {}  # of the checkpoint under way, per step
+        self._decided_ms = 0  # its decisions' processed_at header
         self.producer = self._open_producer()
 
     def _open_producer(self) -> Producer:
@@ -115,6 +125,7 @@ class Checkpointer:
         self._durations = {"wait": started - min(task.pending.opened_at for task in tasks)}
         records = sum(task.pending.records for task in tasks)
         changes = [task.changes() for task in tasks]
+        self._decided_ms = int(time.time() * 1000)
         try:
             if self.settings.exactly_once:
                 ends = self._commit_transaction(tasks, changes)
@@ -122,15 +133,20 @@ class Checkpointer:
                 ends = self._commit_at_least_once(tasks, changes)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
-            self._recover(error)
-            raise CheckpointError(str(error)) from exc
+            fenced = error.code() in _FENCING_ERRORS
+            self._recover(error, fenced=fenced)
+            raise CheckpointError(str(error), fenced=fenced) from exc
         self.failpoints.hit("checkpoint.after_commit")
+        pendings = [task.pending for task in tasks]  # task.committed starts new ones
         stored = time.monotonic()
         for task, task_changes in zip(tasks, changes, strict=True):
             task.committed(task_changes, ends.get(task.partition, task.changelog_next))
         self._took("store", stored)
         self._took("total", started)
         self.stats.add(self._durations, records)
+        self.metrics.checkpoint_committed(
+            pendings, sum(map(len, changes)), self._durations, self._decided_ms
+        )
 
     def _took(self, step: str, since: float) -> None:
         self._durations[step] = time.monotonic() - since
@@ -186,7 +202,7 @@ class Checkpointer:
                     on_delivery=on_delivery,
                 )
         self.failpoints.hit("checkpoint.after_changelog")
-        headers: Headers = [(PROCESSED_AT_HEADER, str(int(time.time() * 1000)).encode())]
+        headers: Headers = [(PROCESSED_AT_HEADER, str(self._decided_ms).encode())]
         for task in tasks:
             for key, decision in task.pending.result.decisions:
                 self._produce(settings.decisions_topic, key, encode_decision(decision), headers)
@@ -274,11 +290,11 @@ class Checkpointer:
                 )
             ) from None
 
-    def _recover(self, error: KafkaError) -> None:
+    def _recover(self, error: KafkaError, *, fenced: bool) -> None:
         """Leave the failed checkpoint's transaction behind by aborting it. A producer that
         cannot abort (fenced, fatally broken, hung) makes the worker start its Kafka clients
         afresh (:class:`ClientsBrokenError`), the same way a restarted process would."""
-        if error.code() in _FENCING_ERRORS:
+        if fenced:
             log.warning("checkpoint was fenced by a newer owner (%s); its work is dropped", error)
         else:
             log.warning("checkpoint failed (%s); aborting and rewinding", error)

@@ -34,8 +34,8 @@ def api(
 
     from app.api.application import create_app  # noqa: PLC0415
 
-    configure_logging(log_level)
     settings = get_settings()
+    configure_logging(log_level, settings, "api")
     with catch_errors():
         _refuse_exposed_dev_key(settings)
         application = create_app(settings)
@@ -45,6 +45,7 @@ def api(
         host=settings.api_host,
         port=settings.api_port,
         log_level=log_level.lower(),
+        log_config=None,  # uvicorn's lines go through our handler: JSON like the rest
         server_header=False,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=10,

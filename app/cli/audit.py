@@ -58,8 +58,8 @@ def audit_sink(
     """
     from app.audit import serve  # noqa: PLC0415 - see the module docstring
 
-    configure_logging(log_level)
     settings = get_settings()
+    configure_logging(log_level, settings, "audit-sink")
     console.print(
         f"audit sink on [bold]{settings.kafka_bootstrap}[/bold]: "
         f"{settings.decisions_topic} → {settings.audit_table}"

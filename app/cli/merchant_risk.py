@@ -24,8 +24,8 @@ def merchant_risk(
     Runs until SIGTERM or Ctrl-C, then stores what it has read. Run one per labels topic.
     See docs/adr/0005-merchant-risk-snapshots.md.
     """
-    configure_logging(log_level)
     settings = get_settings()
+    configure_logging(log_level, settings, "merchant-risk")
     console.print(
         f"merchant-risk aggregator on [bold]{settings.kafka_bootstrap}[/bold]: "
         f"{settings.labels_topic} → merchant snapshots (delay {settings.merchant_risk_delay_days} "

@@ -38,8 +38,8 @@ def worker(
     to the new deployment's changelog and group (see docs/SAVEPOINTS.md); run that once, on
     one worker, and start the others without the option.
     """
-    configure_logging(log_level)
     settings = get_settings()
+    configure_logging(log_level, settings, "worker")
     console.print(
         f"worker on [bold]{settings.kafka_bootstrap}[/bold]: "
         f"{settings.input_topic} → {settings.decisions_topic} (group {settings.group_id})"
