@@ -94,6 +94,11 @@ def configure_logging(
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
+def json_logging() -> bool:
+    """Whether this process logs JSON lines (then nothing else should write to stderr)."""
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
+
+
 def add_log_context(**fields: Any) -> None:
     """Add fields to every JSON line this process logs from now on (e.g. ``worker_id``);
     nothing in the text format."""

@@ -73,7 +73,9 @@ class PartitionTask:
             self.settings, self.store, self.partition, committed, self.failpoints, progress=progress
         )
         self.committed_offset = self.next_offset = committed
-        log.info("partition %r ready at offset %d", self, committed)
+        log.info(
+            "partition %r ready at offset %d", self, committed, extra={"partition": self.partition}
+        )
 
     def process(self, messages: list[Message]) -> None:
         """Run the pipeline over fetched records; outputs wait for the next checkpoint."""

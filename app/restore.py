@@ -129,6 +129,7 @@ def restore_partition(
             start,
             changelog.end,
             time.monotonic() - started,
+            extra={"partition": partition},
         )
         return changelog.end
 

@@ -99,6 +99,7 @@ class Worker:
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set, then checkpoint everything and leave the group."""
         asyncio.run(ensure_topics(self.settings))
+        self.status.rebalancing()  # not joined yet (again, after fresh clients)
         self.consumer.subscribe(
             [self.settings.input_topic],
             on_assign=self._on_assign,
@@ -266,6 +267,7 @@ class Worker:
         """Checkpoint everything open (the group still accepts this generation's offsets),
         then close the revoked partitions."""
         log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+        self.status.rebalancing()
         if not self._broken:
             self._checkpoint()
         self._close([self.tasks[tp.partition] for tp in revoked if tp.partition in self.tasks])
@@ -275,6 +277,7 @@ class Worker:
         log.warning(
             "partitions lost: %s; dropping their open work", sorted(tp.partition for tp in lost)
         )
+        self.status.rebalancing()
         self._close([self.tasks[tp.partition] for tp in lost if tp.partition in self.tasks])
 
     def _close(self, tasks: list[PartitionTask]) -> None:

@@ -24,6 +24,7 @@ class WorkerStatus(Collector):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pipeline: str | None = None  # a description of the model and policy in use
+        self._joined = False  # the group has given this worker its assignment
         self._assigned: set[int] = set()
         self._restoring: set[int] = set()
 
@@ -31,9 +32,16 @@ class WorkerStatus(Collector):
         with self._lock:
             self._pipeline = description
 
-    def restoring(self, partitions: Iterable[int]) -> None:
-        """``partitions`` are assigned and their state is being restored."""
+    def rebalancing(self) -> None:
+        """The group is taking partitions away (a rebalance), or took them (lost)."""
         with self._lock:
+            self._joined = False
+
+    def restoring(self, partitions: Iterable[int]) -> None:
+        """The group assigned ``partitions`` (perhaps none) and their state is being
+        restored."""
+        with self._lock:
+            self._joined = True
             self._assigned.update(partitions)
             self._restoring.update(partitions)
 
@@ -53,8 +61,10 @@ class WorkerStatus(Collector):
             problems = []
             if self._pipeline is None:
                 problems.append("the model is not loaded yet")
-            if not self._assigned:
-                problems.append("no input partition is assigned to this worker")
+            if not self._joined:
+                problems.append("waiting for the consumer group to assign partitions")
+            elif not self._assigned:
+                problems.append("the consumer group assigned no input partition to this worker")
             if self._restoring:
                 restoring = ", ".join(map(str, sorted(self._restoring)))
                 problems.append(f"restoring partitions {restoring} from the changelog")

@@ -11,7 +11,7 @@ import typer
 
 from app.api.auth import Role, mint_token, token_verifier
 from app.api.errors import ApiConfigError
-from app.cli.console import catch_errors, console
+from app.cli.console import announce, catch_errors
 from app.logs import configure_logging
 from app.settings import FraudscoreSettings, get_settings
 
@@ -39,7 +39,7 @@ def api(
     with catch_errors():
         _refuse_exposed_dev_key(settings)
         application = create_app(settings)
-    console.print(f"API on http://{settings.api_host}:{settings.api_port} (docs at /docs)")
+    announce(f"API on http://{settings.api_host}:{settings.api_port} (docs at /docs)")
     uvicorn.run(
         application,
         host=settings.api_host,

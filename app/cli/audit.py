@@ -18,7 +18,7 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
-from app.cli.console import catch_errors, console
+from app.cli.console import announce, catch_errors, console
 from app.cli.output import QueryOutput, emit, table_of
 from app.logs import configure_logging
 from app.settings import get_settings
@@ -60,7 +60,7 @@ def audit_sink(
 
     settings = get_settings()
     configure_logging(log_level, settings, "audit-sink")
-    console.print(
+    announce(
         f"audit sink on [bold]{settings.kafka_bootstrap}[/bold]: "
         f"{settings.decisions_topic} → {settings.audit_table}"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli.console import catch_errors, console
+from app.cli.console import announce, catch_errors
 from app.logs import configure_logging
 from app.merchant_risk import serve
 from app.settings import get_settings
@@ -26,7 +26,7 @@ def merchant_risk(
     """
     settings = get_settings()
     configure_logging(log_level, settings, "merchant-risk")
-    console.print(
+    announce(
         f"merchant-risk aggregator on [bold]{settings.kafka_bootstrap}[/bold]: "
         f"{settings.labels_topic} → merchant snapshots (delay {settings.merchant_risk_delay_days} "
         "days)"
