@@ -10,10 +10,11 @@ call for per record (docs/adr/0009-prometheus-client-for-metrics.md has the meas
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
@@ -62,29 +63,31 @@ class BatchHistogram(Collector):
     ) -> None:
         self.name = name
         self.documentation = documentation
-        self._bounds = tuple(sorted(buckets))
+        self._bounds = np.array(sorted(buckets), dtype=np.float64)
         self._counts = [0] * (len(self._bounds) + 1)  # the last one: above every bound
         self._sum = 0.0
         self._lock = threading.Lock()
         if registry is not None:
             registry.register(self)
 
-    def observe_many(self, values: Iterable[float]) -> None:
-        bounds = self._bounds
-        counts = [0] * (len(bounds) + 1)
-        total = 0.0
-        for value in values:
-            counts[bisect_left(bounds, value)] += 1  # bucket le=b holds value <= b
-            total += value
+    def observe_many(self, values: Sequence[float] | npt.NDArray[np.float64]) -> None:
+        """Add a batch of observations (numpy sorts them into buckets: ~20 ns a value, where
+        a ``Histogram.observe`` call costs ~1 µs)."""
+        array = np.asarray(values, dtype=np.float64)
+        if not array.size:
+            return
+        # searchsorted left: the first bound >= value, as bucket le=b holds value <= b
+        found = np.bincount(np.searchsorted(self._bounds, array), minlength=len(self._counts))
+        total = float(array.sum())
         with self._lock:
-            self._counts = [a + b for a, b in zip(self._counts, counts, strict=True)]
+            self._counts = [a + int(b) for a, b in zip(self._counts, found, strict=True)]
             self._sum += total
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             counts, total = list(self._counts), self._sum
         cumulative, buckets = 0, []
-        for bound, count in zip((*map(str, self._bounds), "+Inf"), counts, strict=True):
+        for bound, count in zip((*map(str, self._bounds.tolist()), "+Inf"), counts, strict=True):
             cumulative += count
             buckets.append((bound, cumulative))
         yield HistogramMetricFamily(self.name, self.documentation, buckets, sum_value=total)

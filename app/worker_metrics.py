@@ -15,6 +15,8 @@ import collections
 import time
 from collections.abc import Sequence
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from app.metrics import LATENCY_BUCKETS, BatchHistogram, new_registry
@@ -191,7 +193,7 @@ class WorkerMetrics:
         records = sum(p.records for p in pendings)
         self.records_in.labels(settings.input_topic).inc(records)
         outcomes = collections.Counter(
-            decision.decision for p in pendings for _, decision in p.result.decisions
+            [decision.decision for p in pendings for _, decision in p.result.decisions]
         )
         for outcome, count in outcomes.items():
             self.decisions.labels(outcome).inc(count)
@@ -212,13 +214,10 @@ class WorkerMetrics:
         self.checkpoint_changes.observe(changes)
         self.checkpoints.inc()
         self.last_checkpoint.set(committed_at)
-        self.event_to_decision.observe_many(
-            (decided_ms - event_ms) / 1000 for p in pendings for event_ms in p.event_ms
-        )
-        committed_ms = committed_at * 1000
-        self.ingest_to_commit.observe_many(
-            (committed_ms - ingest_ms) / 1000 for p in pendings for ingest_ms in p.ingest_ms
-        )
+        event_ms = _joined([p.event_ms for p in pendings])
+        self.event_to_decision.observe_many((decided_ms - event_ms) / 1000)
+        ingest_ms = _joined([p.ingest_ms for p in pendings])
+        self.ingest_to_commit.observe_many((committed_at * 1000 - ingest_ms) / 1000)
 
     def checkpoint_failed(self, records: int, *, fenced: bool) -> None:
         self.checkpoint_failures.labels("fenced" if fenced else "error").inc()
@@ -255,3 +254,8 @@ class WorkerMetrics:
                 "policy_version": pipeline.policy.version,
             }
         )
+
+
+def _joined(lists: list[list[int]]) -> npt.NDArray[np.int64]:
+    """Epoch milliseconds of several lists as one array (numpy: ~10 ns a value)."""
+    return np.concatenate([np.asarray(values, dtype=np.int64) for values in lists])

@@ -19,7 +19,8 @@ def test_a_batch_histogram_sorts_values_into_cumulative_le_buckets() -> None:
     registry = new_registry()
     histogram = BatchHistogram("latency_seconds", "test", [0.1, 1.0], registry)
     histogram.observe_many([0.05, 0.1, 0.5, 2.0])
-    histogram.observe_many(iter([1.0]))
+    histogram.observe_many([1.0])
+    histogram.observe_many([])
     series = parse(exposition(registry).decode())
     buckets = {
         le: value(series, "latency_seconds_bucket", {"le": le}) for le in ("0.1", "1.0", "+Inf")
