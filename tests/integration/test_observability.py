@@ -24,6 +24,7 @@ import pytest
 from app.loadgen import produce
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
+from tests.support.audit import start_sink
 from tests.support.kafka import read_topic
 from tests.support.metrics import Series, by_label, parse, value
 from tests.support.settings import isolated_settings
@@ -31,7 +32,6 @@ from tests.support.settings import isolated_settings
 pytestmark = pytest.mark.integration
 
 VALID, MALFORMED, CARDS, SEED = 800, 20, 150, 29
-_ADDRESS = re.compile(r"worker HTTP on (http://[0-9.]+:\d+)")
 
 
 @pytest.fixture
@@ -49,10 +49,10 @@ def _get(url: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-async def _address(worker: WorkerProcess) -> str:
-    """The worker's HTTP address, from its log (port 0: it chose a free one)."""
-    assert await worker.wait_for_log("worker HTTP on", timeout_s=60), worker.log_tail()
-    found = _ADDRESS.search(worker.log_path.read_text())
+async def _address(process: WorkerProcess, line: str = "worker HTTP on") -> str:
+    """The process's HTTP address, from its log (port 0: it chose a free one)."""
+    assert await process.wait_for_log(line, timeout_s=60), process.log_tail()
+    found = re.search(rf"{line} (http://[0-9.]+:\d+)", process.log_path.read_text())
     assert found is not None
     return found.group(1)
 
@@ -83,6 +83,7 @@ async def test_metrics_and_probes_tell_what_was_fed(
         settings.model_copy(update={"var_dir": tmp_path / "w1"}), tmp_path / "w1.log"
     )
     second: WorkerProcess | None = None
+    sink = start_sink(settings, tmp_path / "sink.log", audit_checkpoint_interval_ms=300)
     try:
         url1 = await _address(first)
         assert _get(f"{url1}/healthz") == (200, '{"status":"alive","problems":[]}')
@@ -121,11 +122,23 @@ async def test_metrics_and_probes_tell_what_was_fed(
             timeout_s=15,
         )
         series = _scrape(url1, url2)
+        sink_url = await _address(sink, "audit sink HTTP on")
+        await _until("the sink is ready", lambda: _get(f"{sink_url}/readyz")[0] == 200, 60)
+        await _until(
+            "the sink appended every decision",
+            lambda: value(_scrape(sink_url), "fraudscore_audit_rows_total") == VALID,
+            timeout_s=60,
+        )
+        sink_series = _scrape(sink_url)
         owner = url1 if _get(f"{url1}/readyz")[0] == 200 else url2
         print(f"sample /metrics of the worker owning the partition:\n{_get(owner + '/metrics')[1]}")
     finally:
-        codes = [worker.stop() for worker in (first, second) if worker is not None]
-    assert codes == [0, 0], first.log_tail()
+        codes = [worker.stop() for worker in (first, second, sink) if worker is not None]
+    assert codes == [0, 0, 0], first.log_tail()
+    commits = value(sink_series, "fraudscore_audit_commits_total")
+    assert commits >= 1
+    assert value(sink_series, "fraudscore_audit_commit_duration_seconds_count") == commits
+    assert value(sink_series, "fraudscore_audit_snapshots") >= commits
 
     values = [msgspec.json.decode(record.value) for record in decisions]
     assert by_label(series, "fraudscore_worker_decisions_total", "outcome") == Counter(
