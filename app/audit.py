@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from pyiceberg.catalog.sql import SqlCatalog
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.audit_metrics import AuditMetrics, start_audit_http
 from app.failpoint import Failpoints
 from app.settings import FraudscoreSettings
 from models.pipeline import DecisionRecord
@@ -103,9 +104,12 @@ def compact_closed_days(settings: FraudscoreSettings, today: date) -> dict[date,
 
 
 class AuditSink:
-    def __init__(self, settings: FraudscoreSettings, table: AuditTable) -> None:
+    def __init__(
+        self, settings: FraudscoreSettings, table: AuditTable, metrics: AuditMetrics | None = None
+    ) -> None:
         self.settings = settings
         self.table = table
+        self.metrics = metrics or AuditMetrics()
         self.failpoints = Failpoints(settings.failpoints)
         self.consumer = audit_reader(settings)
 
@@ -116,6 +120,7 @@ class AuditSink:
         await self.consumer.start()
         try:
             await self._seek(position)
+            self.metrics.positioned = True
             log.info(
                 "audit sink ready at checkpoint %d, offsets %s",
                 position.checkpoint_id,
@@ -179,6 +184,9 @@ class AuditSink:
             position = self.table.commit(staged)
             if position is not None:
                 self.failpoints.hit("audit.after_commit")
+                self.metrics.committed(
+                    staged.rows, time.monotonic() - started, self.table.snapshot_count()
+                )
                 log.info(
                     "audit checkpoint %d: %d rows in %.0f ms",
                     position.checkpoint_id,
@@ -186,6 +194,7 @@ class AuditSink:
                     (time.monotonic() - started) * 1000,
                 )
                 return position
+            self.metrics.conflicts.inc()
             log.warning(
                 "audit checkpoint %d lost a commit race (attempt %d); staging it again",
                 staged.checkpoint_id,
@@ -228,5 +237,10 @@ async def serve(settings: FraudscoreSettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    table = await asyncio.to_thread(open_audit_table, settings)
-    await AuditSink(settings, table).run(stop)
+    metrics = AuditMetrics()
+    http = start_audit_http(settings, metrics)
+    try:
+        table = await asyncio.to_thread(open_audit_table, settings)
+        await AuditSink(settings, table, metrics).run(stop)
+    finally:
+        http.stop()

@@ -48,6 +48,7 @@ from app.checkpoint_stats import CheckpointStats
 from app.failpoint import Failpoints
 from app.partition import PartitionTask
 from app.settings import FraudscoreSettings
+from app.worker_metrics import WorkerMetrics
 from models.pipeline import encode_decision
 from sinks.kafka import (
     PROCESSED_AT_HEADER,
@@ -81,7 +82,13 @@ _HANG_MARGIN_S = 5.0
 
 
 class CheckpointError(Exception):
-    """The checkpoint did not commit: its partitions must go back to their committed offsets."""
+    """The checkpoint did not commit: its partitions must go back to their committed offsets.
+    ``fenced``: because a newer owner of the partitions (or of the transactional id) fenced
+    this worker."""
+
+    def __init__(self, message: str, *, fenced: bool = False) -> None:
+        super().__init__(message)
+        self.fenced = fenced
 
 
 class ClientsBrokenError(Exception):
@@ -95,8 +102,10 @@ class Checkpointer:
         consumer: Consumer,
         transactional_id: str,
         failpoints: Failpoints,
+        metrics: WorkerMetrics,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.consumer = consumer
         self.transactional_id = transactional_id
         self.failpoints = failpoints
@@ -134,18 +143,23 @@ class Checkpointer:
         self._durations = {"wait": started - min(task.pending.opened_at for task in tasks)}
         records = sum(task.pending.records for task in tasks)
         changes = [task.changes() for task in tasks]
+        decided_ms = int(time.time() * 1000)  # for the event time -> decision metric
         with self._failing_as_checkpoint():
             if self.settings.exactly_once:
                 ends = self._commit_transaction(tasks, changes)
             else:
                 ends = self._commit_at_least_once(tasks, changes)
         self.failpoints.hit("checkpoint.after_commit")
+        pendings = [task.pending for task in tasks]  # task.committed starts new ones
         stored = time.monotonic()
         for task, task_changes in zip(tasks, changes, strict=True):
             task.committed(task_changes, ends.get(task.partition, task.changelog_next))
         self._took("store", stored)
         self._took("total", started)
         self.stats.add(self._durations, records)
+        self.metrics.checkpoint_committed(
+            pendings, sum(map(len, changes)), self._durations, decided_ms
+        )
 
     def abandon(self) -> bool:
         """Abort the open transaction, if any (partitions whose outputs it holds were lost);
@@ -163,8 +177,9 @@ class Checkpointer:
             yield
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
-            self._recover(error)
-            raise CheckpointError(str(error)) from exc
+            fenced = error.code() in _FENCING_ERRORS
+            self._recover(error, fenced=fenced)
+            raise CheckpointError(str(error), fenced=fenced) from exc
 
     def _begin(self) -> None:
         if self.settings.exactly_once and not self._in_transaction:
@@ -323,11 +338,11 @@ class Checkpointer:
                 )
             ) from None
 
-    def _recover(self, error: KafkaError) -> None:
+    def _recover(self, error: KafkaError, *, fenced: bool) -> None:
         """Leave the failed checkpoint's transaction behind by aborting it. A producer that
         cannot abort (fenced, fatally broken, hung) makes the worker start its Kafka clients
         afresh (:class:`ClientsBrokenError`), the same way a restarted process would."""
-        if error.code() in _FENCING_ERRORS:
+        if fenced:
             log.warning("checkpoint was fenced by a newer owner (%s); its work is dropped", error)
         else:
             log.warning("checkpoint failed (%s); aborting and rewinding", error)

@@ -24,7 +24,7 @@ from confluent_kafka import Message
 
 from app.failpoint import NONE as NO_FAILPOINTS
 from app.failpoint import Failpoints
-from app.restore import restore_partition
+from app.restore import RestoreProgress, restore_partition
 from app.settings import FraudscoreSettings
 from models.pipeline import BatchResult, Pipeline, SourceRecord
 from sinks.rocksdb import CheckpointMeta, PartitionStore
@@ -39,6 +39,9 @@ class Pending:
     result: BatchResult = field(default_factory=BatchResult)
     records: int = 0
     opened_at: float = 0.0  # time.monotonic() of its first record
+    taken: tuple[int, int, int] = (0, 0, 0)  # decisions, dead letters, late copies sent
+    ingest_ms: list[int] = field(default_factory=list)  # the records' Kafka timestamps
+    event_ms: list[int] = field(default_factory=list)  # the decisions' event times
 
 
 class PartitionTask:
@@ -64,13 +67,16 @@ class PartitionTask:
     def __repr__(self) -> str:
         return f"{self.topic}[{self.partition}]"
 
-    def start(self, committed: int) -> None:
-        """Restore state, then expect input from ``committed`` (the group's offset)."""
+    def start(self, committed: int, progress: RestoreProgress | None = None) -> None:
+        """Restore state (telling ``progress``), then expect input from ``committed`` (the
+        group's offset)."""
         self.changelog_next = restore_partition(
-            self.settings, self.store, self.partition, committed, self.failpoints
+            self.settings, self.store, self.partition, committed, self.failpoints, progress=progress
         )
         self.committed_offset = self.next_offset = committed
-        log.info("partition %r ready at offset %d", self, committed)
+        log.info(
+            "partition %r ready at offset %d", self, committed, extra={"partition": self.partition}
+        )
 
     def process(self, messages: list[Message]) -> None:
         """Run the pipeline over fetched records; their outputs wait in :attr:`pending` until
@@ -85,6 +91,8 @@ class PartitionTask:
         if pending.records == 0:
             pending.opened_at = time.monotonic()
         pending.records += len(batch)
+        pending.ingest_ms.extend([m.timestamp()[1] for m in messages])
+        pending.event_ms.extend(result.event_times_ms)
         pending.result.decisions.extend(result.decisions)
         pending.result.dead_letters.extend(result.dead_letters)
         pending.result.late.extend(result.late)
@@ -92,9 +100,16 @@ class PartitionTask:
 
     def take_outputs(self) -> BatchResult:
         """The decisions, dead letters and late copies not handed out yet (the checkpointer
-        sends them into the open transaction); the open checkpoint keeps counting records."""
-        outputs, self.pending.result = self.pending.result, BatchResult()
-        return outputs
+        sends them into the open transaction); :attr:`pending` keeps them all until the
+        checkpoint, for its metrics."""
+        pending = self.pending
+        result, (decided, dead, late) = pending.result, pending.taken
+        pending.taken = (len(result.decisions), len(result.dead_letters), len(result.late))
+        return BatchResult(
+            decisions=result.decisions[decided:],
+            dead_letters=result.dead_letters[dead:],
+            late=result.late[late:],
+        )
 
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         """The open checkpoint's state changes, as changelog records."""

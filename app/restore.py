@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import NamedTuple
 
@@ -37,6 +37,8 @@ _OFFSETS_TIMEOUT_S = 30.0
 _POLL_S = 0.02
 
 Change = tuple[bytes, bytes | None]  # (key, value); a None value is a tombstone
+# told after each changelog batch: (records just read, offsets left to read)
+RestoreProgress = Callable[[int, int], None]
 
 
 class CommittedRange(NamedTuple):
@@ -131,12 +133,18 @@ def restore_partition(
     partition: int,
     input_offset: int,
     failpoints: Failpoints = NO_FAILPOINTS,
+    *,
+    progress: RestoreProgress | None = None,
 ) -> int:
     """Restore ``store`` from changelog partition ``partition``; return the changelog end."""
     with open_changelog(settings, partition) as changelog:
         start = _resume_offset(store, changelog.begin, changelog.end)
         started = time.monotonic()
-        restored = _read_into(changelog_batches(changelog, start, failpoints), store)
+        batches = changelog_batches(changelog, start, failpoints)
+        if progress is not None:
+            progress(0, changelog.end - start)
+            batches = _reporting(batches, changelog, progress)
+        restored = _read_into(batches, store)
         store.write(
             [], CheckpointMeta(changelog_next_offset=changelog.end, input_next_offset=input_offset)
         )
@@ -148,8 +156,18 @@ def restore_partition(
             start,
             changelog.end,
             time.monotonic() - started,
+            extra={"partition": partition},
         )
         return changelog.end
+
+
+def _reporting(
+    batches: Iterable[list[Change]], changelog: ChangelogRange, progress: RestoreProgress
+) -> Iterator[list[Change]]:
+    for batch in batches:
+        yield batch
+        progress(len(batch), max(0, changelog.end - changelog.position()))
+    progress(0, 0)
 
 
 def _resume_offset(store: PartitionStore, begin: int, end: int) -> int:

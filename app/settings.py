@@ -254,6 +254,34 @@ class FraudscoreSettings(BaseSettings):
         description="Longest wait of POST /v1/labels for the broker to acknowledge the label",
     )
 
+    # --- Observability (docs/OBSERVABILITY.md) -------------------------------------------------
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="Log lines as one JSON object each (json) or as plain text (text); auto: "
+        "text in the dev environment, JSON everywhere else",
+    )
+    worker_http_host: str = Field(
+        default="127.0.0.1",
+        description="Address of a worker's HTTP endpoint (/metrics, /healthz, /readyz)",
+    )
+    worker_http_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of a worker's HTTP endpoint; 0: a free port, chosen at start and "
+        "logged (several workers on one host never collide)",
+    )
+    audit_http_host: str = Field(
+        default="127.0.0.1",
+        description="Address of the audit sink's HTTP endpoint (/metrics, /healthz, /readyz)",
+    )
+    audit_http_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of the audit sink's HTTP endpoint; 0: a free port, chosen and logged",
+    )
+
     # --- Local files ----------------------------------------------------------------------
     var_dir: Path = Field(default=Path("var"), description="Root of all local state and data")
     kafka_version: str = Field(
@@ -291,6 +319,13 @@ class FraudscoreSettings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.var_dir / 'fraudscore.db'}"
+
+    @property
+    def json_logs(self) -> bool:
+        """Whether log lines are JSON (``log_format``; auto: everywhere but in dev)."""
+        if self.log_format == "auto":
+            return self.environment != "dev"
+        return self.log_format == "json"
 
     @property
     def exactly_once(self) -> bool:

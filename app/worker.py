@@ -20,6 +20,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,9 +30,13 @@ from app.checkpoint import Checkpointer, CheckpointError, ClientsBrokenError
 from app.db.engine import create_db_engine
 from app.failpoint import Failpoints
 from app.live_pipeline import LivePipeline, configured_policy, configured_scorer, describe
+from app.logs import add_log_context
 from app.merchant_snapshots import DatabaseSnapshots
 from app.partition import PartitionTask
 from app.settings import FraudscoreSettings
+from app.worker_http import start_worker_http
+from app.worker_metrics import WorkerMetrics
+from app.worker_status import WorkerStatus
 from features.merchant import SnapshotBook
 from models.pipeline import NO_SNAPSHOTS, Pipeline
 from sinks.errors import StateError
@@ -47,6 +52,7 @@ _OFFSETS_TIMEOUT_S = 30.0
 _IDLE_POLL_S = 0.1
 _MAX_RESTARTS = 5
 _RESTART_WINDOW_S = 120.0
+_OBSERVE_EVERY_S = 1.0
 
 
 def worker_id(settings: FraudscoreSettings) -> str:
@@ -64,13 +70,20 @@ def worker_id(settings: FraudscoreSettings) -> str:
 
 class Worker:
     def __init__(
-        self, settings: FraudscoreSettings, live: LivePipeline, failpoints: Failpoints
+        self,
+        settings: FraudscoreSettings,
+        live: LivePipeline,
+        failpoints: Failpoints,
+        metrics: WorkerMetrics,
+        status: WorkerStatus,
     ) -> None:
         self.settings = settings
         self.live = live
         self.pipeline = live.current
         self.tasks: dict[int, PartitionTask] = {}
         self.failpoints = failpoints
+        self.metrics = metrics
+        self.status = status
         self._broken = False
         self.consumer: Consumer = worker_consumer(settings)
         self.checkpointer = Checkpointer(
@@ -78,12 +91,15 @@ class Worker:
             self.consumer,
             settings.transactional_id(worker_id(settings)),
             self.failpoints,
+            metrics,
         )
         self._interval_s = settings.checkpoint_interval_ms / 1000
+        self._observe_at = 0.0  # time.monotonic() of the next refresh of the partition gauges
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set, then checkpoint everything and leave the group."""
         asyncio.run(ensure_topics(self.settings))
+        self.status.rebalancing()  # not joined yet (again, after fresh clients)
         self.consumer.subscribe(
             [self.settings.input_topic],
             on_assign=self._on_assign,
@@ -126,6 +142,7 @@ class Worker:
             self._checkpointing(self.checkpointer.stream, processed)
         if self._due():
             self._checkpoint()
+        self._observe_partitions()
 
     def _swap_pipeline(self) -> None:
         """Between two batches: run the pipeline the registry watcher has ready, if any (a
@@ -136,6 +153,8 @@ class Worker:
         self.pipeline = pipeline
         for task in self.tasks.values():
             task.pipeline = pipeline
+        self.metrics.pipeline_in_use(pipeline)
+        self.status.pipeline_loaded(describe(pipeline))
 
     def _fetch(self) -> list[Message]:
         """The next records. With work open, wait for more until its checkpoint is due (the
@@ -176,13 +195,29 @@ class Worker:
         partition with open work goes back to its committed offset."""
         try:
             step(tasks)
-        except CheckpointError:
+        except CheckpointError as exc:
+            records = sum(task.pending.records for task in self._open_tasks())
+            self.metrics.checkpoint_failed(records, fenced=exc.fenced)
             self._rewind_open()
 
     def _rewind_open(self) -> None:
         for task in self._open_tasks():
             task.rewind()
             self._seek(task)
+
+    def _observe_partitions(self) -> None:
+        """About once a second: each partition's consumer lag and state size, for the
+        metrics (librdkafka's cached high watermark and RocksDB's estimates: no I/O)."""
+        now = time.monotonic()
+        if now < self._observe_at:
+            return
+        self._observe_at = now + _OBSERVE_EVERY_S
+        for task in self.tasks.values():
+            tp = TopicPartition(task.topic, task.partition)
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            lag = max(0, high - task.committed_offset) if high >= 0 else None
+            keys, size = task.store.stats()
+            self.metrics.partition_observed(task.partition, lag, keys, size)
 
     def _seek(self, task: PartitionTask) -> None:
         try:
@@ -202,6 +237,7 @@ class Worker:
         log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
         committed = self._committed(consumer, assigned)
         new = [p for p in sorted(committed) if p not in self.tasks]
+        self.status.restoring(new)
         with ThreadPoolExecutor(max_workers=max(1, len(new))) as pool:
             started = list(pool.map(lambda p: self._start(p, committed[p]), new))
         for task in started:
@@ -233,18 +269,21 @@ class Worker:
         def attempt() -> PartitionTask:
             task = PartitionTask(self.settings, partition, self.pipeline, self.failpoints)
             try:
-                task.start(committed)
+                task.start(committed, partial(self.metrics.restore_progress, partition))
             except BaseException:
                 task.close()
                 raise
             return task
 
-        return _retry(attempt)
+        task = _retry(attempt)
+        self.status.restored(partition)
+        return task
 
     def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
         """Checkpoint everything open (the group still accepts this generation's offsets),
         then close the revoked partitions."""
         log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+        self.status.rebalancing()
         if not self._broken:
             self._checkpoint()
         self._close([self.tasks[tp.partition] for tp in revoked if tp.partition in self.tasks])
@@ -254,6 +293,7 @@ class Worker:
         log.warning(
             "partitions lost: %s; dropping their open work", sorted(tp.partition for tp in lost)
         )
+        self.status.rebalancing()
         self._close([self.tasks[tp.partition] for tp in lost if tp.partition in self.tasks])
         if self.checkpointer.abandon():  # it held the lost partitions' outputs too
             self._rewind_open()
@@ -262,6 +302,8 @@ class Worker:
         for task in tasks:
             self.tasks.pop(task.partition, None)
             task.close()
+            self.metrics.partition_closed(task.partition)
+        self.status.released(task.partition for task in tasks)
 
 
 def _retry(call: Callable[[], T]) -> T:
@@ -308,24 +350,43 @@ def serve(settings: FraudscoreSettings) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    add_log_context(worker_id=worker_id(settings))
+    status, metrics = WorkerStatus(), WorkerMetrics(settings)
+    metrics.registry.register(status)
+    http = start_worker_http(settings, status, metrics.registry)  # answers while loading
+    try:
+        _serve(settings, stop, metrics, status)
+    finally:
+        http.stop()
+
+
+def _serve(
+    settings: FraudscoreSettings,
+    stop: threading.Event,
+    metrics: WorkerMetrics,
+    status: WorkerStatus,
+) -> None:
     engine = create_db_engine(settings)
     merchants = DatabaseSnapshots(engine, settings.merchant_params, settings.registry_poll_ms)
     merchants.start()
     live = LivePipeline(settings, engine, merchants)
     log.info("loaded %s", describe(live.current))
+    metrics.pipeline_in_use(live.current)
+    status.pipeline_loaded(describe(live.current))
     live.start()
     failpoints = Failpoints(settings.failpoints)
     restarts: deque[float] = deque(maxlen=_MAX_RESTARTS)
     try:
         while True:
             try:
-                Worker(settings, live, failpoints).run(stop)
+                Worker(settings, live, failpoints, metrics, status).run(stop)
                 return
             except ClientsBrokenError as exc:
                 now = time.monotonic()
                 if len(restarts) == _MAX_RESTARTS and now - restarts[0] < _RESTART_WINDOW_S:
                     raise
                 restarts.append(now)
+                metrics.client_restarts.inc()
                 log.error("%s; starting the Kafka clients afresh", exc)
                 time.sleep(1.0)
     finally:

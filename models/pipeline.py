@@ -98,6 +98,7 @@ class BatchResult:
     decisions: list[tuple[bytes, DecisionRecord]] = field(default_factory=list)  # (key, value)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     late: list[SourceRecord] = field(default_factory=list)  # to copy to the late topic
+    event_times_ms: list[int] = field(default_factory=list)  # of the decisions, in order
 
 
 _json_encoder = msgspec.json.Encoder()
@@ -240,7 +241,11 @@ class Pipeline:
             params=self.params,
             merchants=self.merchants,
         )
-        result = BatchResult(dead_letters=dead_letters, late=[f.record for f in accepted if f.late])
+        result = BatchResult(
+            dead_letters=dead_letters,
+            late=[f.record for f in accepted if f.late],
+            event_times_ms=[f.txn.event_time_ms for f in accepted],  # for latency metrics
+        )
         result.decisions.extend(self.decide(accepted))
         return result
 

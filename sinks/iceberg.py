@@ -564,6 +564,10 @@ class AuditTable:
             return None
         return self.position()
 
+    def snapshot_count(self) -> int:
+        """Snapshots in the table's metadata as this handle last saw it."""
+        return len(self.table.metadata.snapshots)
+
     def read(
         self,
         condition: BooleanExpression = EVERYTHING,

@@ -11,6 +11,8 @@ from fastapi import FastAPI
 
 from app.api import handlers
 from app.api.auth import token_verifier
+from app.api.metrics import ApiMetrics, RequestMetricsMiddleware
+from app.api.metrics import router as metrics_router
 from app.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.api.resources import lifespan
 from app.api.routers import decisions, health, labels, merchants, models, policies
@@ -33,9 +35,13 @@ def create_app(settings: FraudscoreSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.verifier = token_verifier(settings)
     handlers.install(app)
+    app.state.metrics = ApiMetrics()
     for router in (health, decisions, merchants, models, policies, labels):
         app.include_router(router.router)
-    # the last added runs first: every response, the 413 included, carries the request id
+    app.include_router(metrics_router)
+    # the last added runs first: every response, the 413 included, carries the request id,
+    # and every one is counted
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -11,7 +11,7 @@ import typer
 
 from app.api.auth import Role, mint_token, token_verifier
 from app.api.errors import ApiConfigError
-from app.cli.console import catch_errors, console
+from app.cli.console import announce, catch_errors
 from app.logs import configure_logging
 from app.settings import FraudscoreSettings, get_settings
 
@@ -34,17 +34,18 @@ def api(
 
     from app.api.application import create_app  # noqa: PLC0415
 
-    configure_logging(log_level)
     settings = get_settings()
+    configure_logging(log_level, settings, "api")
     with catch_errors():
         _refuse_exposed_dev_key(settings)
         application = create_app(settings)
-    console.print(f"API on http://{settings.api_host}:{settings.api_port} (docs at /docs)")
+    announce(f"API on http://{settings.api_host}:{settings.api_port} (docs at /docs)")
     uvicorn.run(
         application,
         host=settings.api_host,
         port=settings.api_port,
         log_level=log_level.lower(),
+        log_config=None,  # uvicorn's lines go through our handler: JSON like the rest
         server_header=False,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=10,

@@ -18,7 +18,7 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
-from app.cli.console import catch_errors, console
+from app.cli.console import announce, catch_errors, console
 from app.cli.output import QueryOutput, emit, table_of
 from app.logs import configure_logging
 from app.settings import get_settings
@@ -58,9 +58,9 @@ def audit_sink(
     """
     from app.audit import serve  # noqa: PLC0415 - see the module docstring
 
-    configure_logging(log_level)
     settings = get_settings()
-    console.print(
+    configure_logging(log_level, settings, "audit-sink")
+    announce(
         f"audit sink on [bold]{settings.kafka_bootstrap}[/bold]: "
         f"{settings.decisions_topic} → {settings.audit_table}"
     )

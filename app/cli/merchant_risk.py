@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli.console import catch_errors, console
+from app.cli.console import announce, catch_errors
 from app.logs import configure_logging
 from app.merchant_risk import serve
 from app.settings import get_settings
@@ -24,9 +24,9 @@ def merchant_risk(
     Runs until SIGTERM or Ctrl-C, then stores what it has read. Run one per labels topic.
     See docs/adr/0005-merchant-risk-snapshots.md.
     """
-    configure_logging(log_level)
     settings = get_settings()
-    console.print(
+    configure_logging(log_level, settings, "merchant-risk")
+    announce(
         f"merchant-risk aggregator on [bold]{settings.kafka_bootstrap}[/bold]: "
         f"{settings.labels_topic} → merchant snapshots (delay {settings.merchant_risk_delay_days} "
         "days)"

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.console import catch_errors, console
+from app.cli.console import announce, catch_errors, console
 from app.cli.savepoint import broker_errors, partition_progress
 from app.logs import configure_logging
 from app.savepoint import import_savepoint
@@ -38,9 +38,9 @@ def worker(
     to the new deployment's changelog and group (see docs/SAVEPOINTS.md); run that once, on
     one worker, and start the others without the option.
     """
-    configure_logging(log_level)
     settings = get_settings()
-    console.print(
+    configure_logging(log_level, settings, "worker")
+    announce(
         f"worker on [bold]{settings.kafka_bootstrap}[/bold]: "
         f"{settings.input_topic} → {settings.decisions_topic} (group {settings.group_id})"
     )

@@ -14,6 +14,7 @@ IO_LIBRARIES = (
     "fastapi",
     "sqlalchemy",
     "uvicorn",
+    "prometheus_client",
 )
 
 
