@@ -10,6 +10,7 @@ __all__ = [
     "MissingToolError",
     "ReproductionError",
     "SavepointError",
+    "SettingsError",
 ]
 
 
@@ -27,3 +28,8 @@ class SavepointError(FraudscoreError):
 
 class ReproductionError(FraudscoreError):
     """A recorded decision cannot be recomputed: its model, policy or features are not here."""
+
+
+class SettingsError(FraudscoreError):
+    """The environment does not make a usable settings object (e.g. an unreadable secret
+    file)."""
