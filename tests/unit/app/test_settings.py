@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -24,7 +25,7 @@ SECRETS = {
 
 
 def _with_secrets(tmp_path: Path) -> FraudscoreSettings:
-    values = {name: SecretStr(value) for name, value in SECRETS.items()}
+    values: dict[str, Any] = {name: SecretStr(value) for name, value in SECRETS.items()}
     return FraudscoreSettings(
         var_dir=tmp_path,
         audit_catalog_uri="postgresql+psycopg2://fraud@db/catalog",
