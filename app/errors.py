@@ -5,6 +5,7 @@ from __future__ import annotations
 from features.errors import FraudscoreError
 
 __all__ = [
+    "AuthorizerError",
     "BrokerError",
     "FraudscoreError",
     "MissingToolError",
@@ -33,3 +34,7 @@ class ReproductionError(FraudscoreError):
 class SettingsError(FraudscoreError):
     """The environment does not make a usable settings object (e.g. an unreadable secret
     file)."""
+
+
+class AuthorizerError(FraudscoreError):
+    """The authorizer cannot send what it was given (e.g. an invalid transaction)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from app.cli import api, audit, db, kafka, model, policy, savepoint
+from app.cli.authorizer import authorizer
 from app.cli.demo import demo
 from app.cli.generate import generate
 from app.cli.loadgen import loadgen
@@ -46,6 +47,7 @@ app.command(name="audit-sink")(audit.audit_sink)
 app.command(name="merchant-risk")(merchant_risk)
 app.command()(demo)
 app.command()(loadgen)
+app.command()(authorizer)
 app.command()(generate)
 app.command()(train)
 
