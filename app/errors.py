@@ -8,6 +8,7 @@ __all__ = [
     "AuthorizerError",
     "BrokerError",
     "FraudscoreError",
+    "HealthError",
     "MissingToolError",
     "ReproductionError",
     "SavepointError",
@@ -38,3 +39,7 @@ class SettingsError(FraudscoreError):
 
 class AuthorizerError(FraudscoreError):
     """The authorizer cannot send what it was given (e.g. an invalid transaction)."""
+
+
+class HealthError(FraudscoreError):
+    """A health probe failed: the broker or an HTTP endpoint does not answer as it should."""

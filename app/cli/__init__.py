@@ -8,6 +8,7 @@ from app.cli import api, audit, db, kafka, model, policy, savepoint
 from app.cli.authorizer import authorizer
 from app.cli.demo import demo
 from app.cli.generate import generate
+from app.cli.health import healthcheck
 from app.cli.loadgen import loadgen
 from app.cli.merchant_risk import merchant_risk
 from app.cli.train import train
@@ -48,6 +49,7 @@ app.command(name="merchant-risk")(merchant_risk)
 app.command()(demo)
 app.command()(loadgen)
 app.command()(authorizer)
+app.command()(healthcheck)
 app.command()(generate)
 app.command()(train)
 

@@ -23,6 +23,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
         ["demo"],
         ["loadgen"],
         ["authorizer"],
+        ["healthcheck"],
         ["generate"],
         ["train"],
         ["kafka"],
