@@ -110,8 +110,9 @@ def test_the_stack_has_every_part_the_deployment_needs() -> None:
     )
     images = {s["image"].split(":")[0] for s in SERVICES.values() if "build" not in s}
     assert images == {"apache/kafka", "postgres", "minio/minio", "minio/mc"}
-    assert "KRaft" not in SERVICES["kafka"]["environment"]  # KRaft is said by process roles:
-    assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    kafka = SERVICES["kafka"]["environment"]
+    assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft: no ZooKeeper
+    assert "KAFKA_ZOOKEEPER_CONNECT" not in kafka
 
 
 @pytest.mark.parametrize("name", sorted(OURS))
