@@ -29,6 +29,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.audit_metrics import AuditMetrics, start_audit_http
+from app.db.engine import with_password
 from app.failpoint import Failpoints
 from app.settings import FraudscoreSettings
 from models.pipeline import DecisionRecord
@@ -51,14 +52,35 @@ _decoder = msgspec.json.Decoder(DecisionRecord)
 
 
 def catalog_properties(settings: FraudscoreSettings) -> dict[str, str]:
-    """The SQL catalog's properties, all from the settings (never ``~/.pyiceberg.yaml``)."""
+    """The SQL catalog's properties, all from the settings (never ``~/.pyiceberg.yaml``).
+    They hold the catalog password and the S3 secret key: never log them."""
     audit_dir = settings.audit_dir.resolve()
     uri = settings.audit_catalog_uri
     if uri is None:
         audit_dir.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{audit_dir / 'catalog.db'}"
+    url = with_password(uri, settings.audit_catalog_password, "FRAUDSCORE_AUDIT_CATALOG_PASSWORD")
     warehouse = settings.audit_warehouse or (audit_dir / "warehouse").as_uri()
-    return {"uri": uri, "warehouse": warehouse}
+    return {
+        "uri": url.render_as_string(hide_password=False),
+        "warehouse": warehouse,
+        **s3_properties(settings),
+    }
+
+
+def s3_properties(settings: FraudscoreSettings) -> dict[str, str]:
+    """pyiceberg's FileIO properties for an s3:// warehouse (unused by a file:// one)."""
+    properties = {
+        "s3.region": settings.audit_s3_region,
+        "s3.force-virtual-addressing": str(not settings.audit_s3_path_style_access).lower(),
+    }
+    if settings.audit_s3_endpoint is not None:
+        properties["s3.endpoint"] = settings.audit_s3_endpoint
+    if settings.audit_s3_access_key_id is not None:
+        properties["s3.access-key-id"] = settings.audit_s3_access_key_id
+    if settings.audit_s3_secret_access_key is not None:
+        properties["s3.secret-access-key"] = settings.audit_s3_secret_access_key.get_secret_value()
+    return properties
 
 
 def _catalog(settings: FraudscoreSettings) -> SqlCatalog:

@@ -1,8 +1,11 @@
 """``fraudscore demo``: real transactions scored by a real worker on the local broker.
 
 Starts a worker process, feeds generated traffic (with some malformed records), follows the
-decisions and dead letters as a ``read_committed`` consumer would, and sums them up. The
-screen is drawn by the caller through :class:`DemoView`, so this module stays free of rich.
+decisions and dead letters as a ``read_committed`` consumer would, and sums them up. The last
+``authorized`` transactions of the stream are sent by the authorizer (:mod:`app.authorizer`)
+instead of the load generator: one by one, each waiting for its decision, so the summary
+shows the latency an authorization service sees. The screen is drawn by the caller through
+:class:`DemoView`, so this module stays free of rich.
 """
 
 from __future__ import annotations
@@ -10,17 +13,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Protocol
 
 import msgspec
 from aiokafka import AIOKafkaConsumer
 
+from app.authorizer import AuthorizerResult, authorize
 from app.loadgen import LoadgenResult, produce
+from app.pacer import paced_records
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
-from models.synthetic import generate
+from models.synthetic import SyntheticTransaction, generate
 from sinks.kafka import client_options, ensure_topics, topic_partitions
 
 
@@ -35,6 +42,7 @@ class DemoView(Protocol):
 @dataclass(slots=True)
 class DemoSummary:
     loadgen: LoadgenResult | None = None
+    authorizer: AuthorizerResult | None = None
     outcomes: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)
@@ -55,36 +63,59 @@ async def run_demo(
     cards: int,
     seed: int,
     malformed: int,
+    authorized: int = 0,
+    authorized_rate: float = 0,
     timeout_s: float = 120.0,
 ) -> DemoSummary:
     await ensure_topics(settings)
-    fraud_ids = {
-        s.record["transaction_id"]
-        for s in generate(count, cards=cards, seed=seed)
-        if s.scenario is not None
-    }
+    generated = count - authorized  # by the load generator; then the authorizer's
+    fraud_ids = _fraud_ids(generate(generated, cards=cards, seed=seed))
+    fraud_ids |= _fraud_ids(islice(generate(count, cards=cards, seed=seed), generated, None))
     summary = DemoSummary()
     follower = await _follower(settings)
     worker = WorkerProcess(settings, demo_log(settings))
     started = time.monotonic()
     try:
-        watch = _Watch(settings, view, summary, fraud_ids)
+        watch = _Watch(settings, view, summary, fraud_ids, caught_up_at=generated)
         follow = asyncio.create_task(watch.follow(follower, count, malformed))
         summary.loadgen = await produce(
             settings,
-            count=count,
+            count=generated,
             cards=cards,
             seed=seed,
             rate=rate,
             malformed=malformed,
             on_progress=view.sent,
         )
+        if authorized:  # once the worker has caught up: the steady state, not a backlog
+            await asyncio.wait_for(watch.caught_up.wait(), timeout_s)
+            records = paced_records(authorized, cards, seed, skip=generated)
+            summary.authorizer = await authorize(
+                settings, records, rate=authorized_rate, view=_SentOnly(view)
+            )
         await asyncio.wait_for(follow, timeout_s)
     finally:
         summary.elapsed_s = time.monotonic() - started
         worker.stop()
         await follower.stop()
     return summary
+
+
+def _fraud_ids(transactions: Iterable[SyntheticTransaction]) -> set[object]:
+    return {s.record["transaction_id"] for s in transactions if s.scenario is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class _SentOnly:
+    """The authorizer's progress on the demo's screen: its sends (decisions show anyway)."""
+
+    view: DemoView
+
+    def sent(self, n: int) -> None:
+        self.view.sent(n)
+
+    def answered(self, outcome: str, *, fell_back: bool) -> None:
+        pass
 
 
 async def _follower(settings: FraudscoreSettings) -> AIOKafkaConsumer:
@@ -111,6 +142,8 @@ class _Watch:
     view: DemoView
     summary: DemoSummary
     fraud_ids: set[object]
+    caught_up_at: int  # decisions seen when ``caught_up`` is set
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def follow(self, consumer: AIOKafkaConsumer, count: int, malformed: int) -> None:
         summary = self.summary
@@ -121,6 +154,8 @@ class _Watch:
                         self._dead_letter(dict(record.headers))
                     else:
                         self._decision(msgspec.json.decode(record.value or b"{}"))
+            if summary.decided >= self.caught_up_at:
+                self.caught_up.set()
 
     def _dead_letter(self, headers: dict[str, bytes]) -> None:
         reason = headers.get("fraudscore.reason", b"?").decode()

@@ -5,11 +5,14 @@ from __future__ import annotations
 from features.errors import FraudscoreError
 
 __all__ = [
+    "AuthorizerError",
     "BrokerError",
     "FraudscoreError",
+    "HealthError",
     "MissingToolError",
     "ReproductionError",
     "SavepointError",
+    "SettingsError",
 ]
 
 
@@ -27,3 +30,16 @@ class SavepointError(FraudscoreError):
 
 class ReproductionError(FraudscoreError):
     """A recorded decision cannot be recomputed: its model, policy or features are not here."""
+
+
+class SettingsError(FraudscoreError):
+    """The environment does not make a usable settings object (e.g. an unreadable secret
+    file)."""
+
+
+class AuthorizerError(FraudscoreError):
+    """The authorizer cannot send what it was given (e.g. an invalid transaction)."""
+
+
+class HealthError(FraudscoreError):
+    """A health probe failed: the broker or an HTTP endpoint does not answer as it should."""

@@ -4,26 +4,81 @@ Every value comes from an environment variable named ``FRAUDSCORE_<FIELD>`` (cas
 and has an embedded default that works on a fresh machine with no setup: Kafka on
 127.0.0.1:9092, all state and data under ``./var/``.
 
+Every secret (a ``SecretStr`` field) can also come from a file named by
+``FRAUDSCORE_<FIELD>_FILE`` (Docker and Kubernetes secrets): the file's content, without its
+trailing newline. Setting both the variable and the file is refused.
+
 Build it through :func:`get_settings` (cached); tests clear the cache after changing the
 environment. Nothing here is created at import time.
 """
 
 from __future__ import annotations
 
+import os
+import typing
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from app.errors import SettingsError
 from features.card import FeatureParams
 from features.merchant import MerchantRiskParams
 from features.stream import StreamParams
 
+ENV_PREFIX = "FRAUDSCORE_"
+
+
+def secret_fields(settings_cls: type[BaseSettings]) -> list[str]:
+    """The names of the settings that hold secrets."""
+    return [
+        name
+        for name, field in settings_cls.model_fields.items()
+        if field.annotation is SecretStr or SecretStr in typing.get_args(field.annotation)
+    ]
+
+
+class SecretFileSource(PydanticBaseSettingsSource):
+    """``FRAUDSCORE_<SECRET>_FILE=path``: the secret is the file's content."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every file at once
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {name.upper(): value for name, value in os.environ.items()}
+        values: dict[str, Any] = {}
+        for name in secret_fields(self.settings_cls):
+            variable = f"{ENV_PREFIX}{name.upper()}"
+            path = environ.get(f"{variable}_FILE")
+            if path is None:
+                continue
+            if variable in environ:
+                raise SettingsError(f"set {variable} or {variable}_FILE, not both")
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise SettingsError(
+                    f"{variable}_FILE names {path!r}, which cannot be read: {exc.strerror}"
+                ) from exc
+        return values
+
 
 class FraudscoreSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FRAUDSCORE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, SecretFileSource(settings_cls), dotenv_settings)
 
     # --- Kafka --------------------------------------------------------------------------
     kafka_bootstrap: str = Field(
@@ -187,6 +242,34 @@ class FraudscoreSettings(BaseSettings):
         description="Where the audit table's data and metadata files go; default: "
         "file://<var_dir>/audit/warehouse",
     )
+    audit_catalog_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the catalog URL's user (a secret, never logged; or "
+        "FRAUDSCORE_AUDIT_CATALOG_PASSWORD_FILE): keeps it out of the URL",
+    )
+    audit_s3_endpoint: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint of an s3:// warehouse (e.g. http://minio:9000); "
+        "unset: AWS S3",
+    )
+    audit_s3_region: str = Field(
+        default="us-east-1",
+        min_length=1,
+        description="Region of the warehouse bucket (never looked up: no call to AWS)",
+    )
+    audit_s3_access_key_id: str | None = Field(
+        default=None, description="Access key id for the warehouse bucket"
+    )
+    audit_s3_secret_access_key: SecretStr | None = Field(
+        default=None,
+        description="Secret access key for the warehouse bucket (a secret, never logged; or "
+        "FRAUDSCORE_AUDIT_S3_SECRET_ACCESS_KEY_FILE)",
+    )
+    audit_s3_path_style_access: bool = Field(
+        default=True,
+        description="Address buckets as endpoint/bucket/key (MinIO and most S3-compatible "
+        "stores); false: virtual-hosted bucket.endpoint/key",
+    )
     audit_table: str = Field(default="fraud.decisions", description="The audit table")
     audit_table_properties: dict[str, str] = Field(
         default={"commit.manifest-merge.enabled": "true"},
@@ -209,6 +292,11 @@ class FraudscoreSettings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the registry database (sqlite:///… or "
         "postgresql+psycopg2://user:password@host/db); unset: SQLite file <var_dir>/fraudscore.db",
+    )
+    database_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the registry URL's user (a secret, never logged; or "
+        "FRAUDSCORE_DATABASE_PASSWORD_FILE): keeps it out of the URL",
     )
     registry_poll_ms: int = Field(
         default=2000,

@@ -11,6 +11,9 @@ subclass it; each package keeps its own errors in its own ``errors.py``:
     │   └── MissingToolError             app/errors.py     java or mvn is not installed
     ├── SavepointError                   app/errors.py     a savepoint cannot be taken or imported
     ├── ReproductionError                app/errors.py     a decision's model or policy is not here
+    ├── AuthorizerError                  app/errors.py     a bad transaction to authorize
+    ├── HealthError                      app/errors.py     a health probe failed (container checks)
+    ├── SettingsError                    app/errors.py     a secret file cannot be read, or clashes
     ├── ModelError                       models/errors.py  a model cannot be trained or loaded
     │   ├── TrainingError                models/errors.py  too little data, or no fraud labelled
     │   └── ArtefactError                models/errors.py  artefact damaged, unsafe or mismatched

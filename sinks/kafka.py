@@ -302,3 +302,11 @@ def audit_reader(settings: FraudscoreSettings) -> AIOKafkaConsumer:
         auto_offset_reset="none",
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
+
+
+def request_producer(settings: FraudscoreSettings) -> AIOKafkaProducer:
+    """An idempotent producer that sends each record at once (no linger): for clients that
+    wait for an answer to each record, such as the authorizer and the latency benchmark."""
+    return AIOKafkaProducer(
+        **client_options(settings), acks="all", linger_ms=0, enable_idempotence=True
+    )

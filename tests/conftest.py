@@ -6,6 +6,9 @@ stopped. Otherwise the project's own broker (``fraudscore kafka up``) is started
 waiting until it answers, and stopped at the end of the session only if this session started
 it. A missing Java, Maven or broker fails the tests; it never skips them.
 
+``s3`` is an S3-compatible object store for the session: moto's HTTP server in its own
+process (``tests/support/s3.py``), stopped at the end.
+
 ``postgres`` is a PostgreSQL server for the session: the one named by
 ``FRAUDSCORE_TEST_POSTGRES_URL``, left alone, or a throwaway server this session starts and
 stops (``tests/support/postgres.py``); ``postgres_url`` is a fresh database on it for one
@@ -27,6 +30,7 @@ from tests.support.postgres import (
     LocalPostgres,
     PostgresServer,
 )
+from tests.support.s3 import MotoServer, S3Server
 
 EXTERNAL_BROKER_ENV = "FRAUDSCORE_KAFKA_BOOTSTRAP"
 
@@ -46,6 +50,16 @@ def kafka_bootstrap() -> Iterator[str]:
     finally:
         if started:
             broker.down()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3-compatible server for this test session (see the module docstring)."""
+    server = MotoServer(tmp_path_factory.mktemp("s3") / "moto.log")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

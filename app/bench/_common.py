@@ -1,5 +1,6 @@
 """Helpers shared by the Kafka benchmarks: fresh topic sets, worker processes, bulk producing,
-a ``read_committed`` follower of the decisions topic, CPU and load readings, machine info.
+CPU and load readings, machine info (the ``read_committed`` follower of the decisions topic
+is :mod:`app.follower`, shared with the authorizer).
 
 Everything here talks to a real broker and real worker processes; nothing is simulated.
 """
@@ -20,7 +21,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from confluent_kafka import libversion
@@ -123,14 +123,6 @@ def maybe_cpu_seconds(pid: int | None) -> float | None:
         return None
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in [0, 100]) of already sorted values."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, -(-len(sorted_values) * q // 100))
-    return sorted_values[min(len(sorted_values), int(rank)) - 1]
-
-
 # --- topics and settings -----------------------------------------------------------------------
 
 
@@ -230,13 +222,6 @@ async def bulk_produce(
 # --- following decisions -----------------------------------------------------------------------
 
 
-class _DecisionId(msgspec.Struct):
-    transaction_id: str
-
-
-_decode_id = msgspec.json.Decoder(_DecisionId).decode
-
-
 @dataclass(slots=True)
 class Arrivals:
     """Decisions seen by the follower: transaction id → arrival times (perf_counter)."""
@@ -259,54 +244,6 @@ class Arrivals:
     @property
     def duplicates(self) -> int:
         return self.total - self.distinct
-
-
-class Follower:
-    """A group-less ``read_committed`` consumer of the decisions topic that stamps arrivals."""
-
-    def __init__(self, settings: FraudscoreSettings, fetch_max_wait_ms: int) -> None:
-        self.settings = settings
-        self.consumer = AIOKafkaConsumer(
-            **client_options(settings),
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=fetch_max_wait_ms,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
-
-    async def start(self, *, from_end: bool) -> None:
-        await self.consumer.start()
-        tps = await topic_partitions(self.settings, self.settings.decisions_topic)
-        self.consumer.assign(tps)
-        if from_end:
-            for tp, end in (await self.consumer.end_offsets(tps)).items():
-                self.consumer.seek(tp, end)
-        else:
-            await self.consumer.seek_to_beginning(*tps)
-
-    async def poll(self, timeout_ms: int = 100) -> tuple[float, list[str]]:
-        """(arrival time, transaction ids) of the records fetched now."""
-        at, stamped = await self.poll_stamped(timeout_ms)
-        return at, [transaction_id for transaction_id, _ in stamped]
-
-    async def poll_stamped(self, timeout_ms: int = 100) -> tuple[float, list[tuple[str, int]]]:
-        """(arrival time, [(transaction id, record timestamp ms)]) of the records fetched now.
-
-        A decision's timestamp is the wall clock of the worker's ``producer.send`` (CreateTime),
-        i.e. when its checkpoint sent it.
-        """
-        batches = await self.consumer.getmany(timeout_ms=timeout_ms)
-        at = time.perf_counter()
-        return at, [
-            (_decode_id(r.value).transaction_id, r.timestamp)
-            for part in batches.values()
-            for r in part
-        ]
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
 
 
 # --- the worker process ------------------------------------------------------------------------

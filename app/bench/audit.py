@@ -32,7 +32,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from app.audit import open_audit_table
-from app.bench._common import format_load, machine_info, percentile
+from app.bench._common import format_load, machine_info
+from app.latency import percentile
 from app.settings import FraudscoreSettings
 from app.worker import build_pipeline
 from features.stream import MemoryCardStore

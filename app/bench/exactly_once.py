@@ -47,9 +47,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
-from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
@@ -57,7 +55,6 @@ from rich.table import Table
 
 from app.bench._common import (
     Arrivals,
-    Follower,
     Load,
     Outgoing,
     WorkerError,
@@ -73,17 +70,19 @@ from app.bench._common import (
     machine_info,
     maybe_cpu_seconds,
     partitioner,
-    percentile,
     run_queue_seconds,
     sigkill,
     spawn,
 )
+from app.follower import DecisionFollower
+from app.latency import percentile
 from app.loadgen import outgoing
+from app.pacer import Paced, paced_records, send_one_by_one
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
 from features.transaction import Transaction
 from features.validation import decode_transaction
-from sinks.kafka import client_options, ensure_topics
+from sinks.kafka import client_options, ensure_topics, request_producer
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 170)
 EO, ALO = "exactly_once", "at_least_once"
@@ -173,7 +172,7 @@ def _cpu_now(worker: WorkerProcess, broker_pid: int | None) -> _Cpu:
 
 
 async def _follow_until(
-    follower: Follower, worker: WorkerProcess, expected: int, opts: Options
+    follower: DecisionFollower, worker: WorkerProcess, expected: int, opts: Options
 ) -> _Window:
     """Follow decisions until ``expected`` distinct ids arrived, then 1 s more for duplicates."""
     window, deadline = _Window(), time.monotonic() + 60 + expected / 500
@@ -218,7 +217,7 @@ async def throughput_run(opts: Options, input_topic: str, guarantee: str, n: int
         f"tp{n}-{guarantee[:3]}", input_topic=input_topic, processing_guarantee=guarantee
     )
     await ensure_topics(settings)
-    follower = Follower(settings, opts.fetch_wait_ms)
+    follower = DecisionFollower(settings, opts.fetch_wait_ms)
     await follower.start(from_end=False)
     before = load1()
     worker, spawned, _ = spawn(settings, opts.log(f"throughput-{n}-{guarantee}"))
@@ -292,12 +291,6 @@ async def throughput(opts: Options) -> list[Throughput]:
 # --- 2. latency -------------------------------------------------------------------------------
 
 
-class Paced(NamedTuple):
-    transaction_id: str
-    key: bytes
-    value: bytes
-
-
 @dataclass(frozen=True, slots=True)
 class Latency:
     guarantee: str
@@ -334,6 +327,9 @@ class _Phase:
     created_ms: dict[str, int] = field(default_factory=dict)  # decision timestamp, first seen
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def stamp(self, record: Paced) -> None:
+        self.sent[record.transaction_id] = (time.perf_counter(), time.time())
+
     def latencies(self) -> tuple[list[float], list[float]]:
         """Sorted (send → visible, send → checkpoint) in ms, over the decided ids."""
         total, worker = [], []
@@ -344,51 +340,15 @@ class _Phase:
         return sorted(total), sorted(worker)
 
 
-def _paced_records(count: int, cards: int, seed: int) -> list[Paced]:
-    records = islice(outgoing(count, cards=cards, seed=seed, malformed=0), count)
-    return [Paced(f"tx_{seed}_{i:09d}", r.key, r.value) for i, r in enumerate(records)]
-
-
-async def _send_paced(
-    producer: AIOKafkaProducer, topic: str, records: list[Paced], rate: float, phase: _Phase
-) -> tuple[float, float]:
-    """Send at ``rate``, stamping each id just before its send; (seconds, max behind)."""
-    loop_start, i, behind = time.perf_counter(), 0, 0.0
-    acks: list[asyncio.Future[object]] = []
-    while i < len(records):
-        now = time.perf_counter()
-        due = min(len(records), int((now - loop_start) * rate) + 1)
-        if due > i:
-            behind = max(behind, now - (loop_start + i / rate))
-        while i < due:
-            record = records[i]
-            phase.sent[record.transaction_id] = (time.perf_counter(), time.time())
-            acks.append(await producer.send(topic, record.value, key=record.key))
-            i += 1
-        acks = _unacknowledged(acks)
-        await asyncio.sleep(0.001)
-    elapsed = time.perf_counter() - loop_start
-    await asyncio.gather(*acks)
-    return elapsed, behind
-
-
-def _unacknowledged(acks: list[asyncio.Future[object]]) -> list[asyncio.Future[object]]:
-    """The sends still waiting for their ack; a failed send raises here."""
-    for ack in acks:
-        if ack.done():
-            ack.result()
-    return [ack for ack in acks if not ack.done()]
-
-
-async def _collect(follower: Follower, phase: _Phase) -> None:
+async def _collect(follower: DecisionFollower, phase: _Phase) -> None:
     """Stamp arrivals of the paced ids until all arrived, or 15 s after the last send."""
     deadline = None
     while deadline is None or time.monotonic() < deadline:
         at, stamped = await follower.poll_stamped(timeout_ms=50)
-        for transaction_id, created_ms in stamped:
-            if transaction_id in phase.sent:
-                phase.arrivals.add(transaction_id, at)
-                phase.created_ms.setdefault(transaction_id, created_ms)
+        for seen in stamped:
+            if seen.transaction_id in phase.sent:
+                phase.arrivals.add(seen.transaction_id, at)
+                phase.created_ms.setdefault(seen.transaction_id, seen.timestamp_ms)
         if phase.done.is_set():
             if phase.arrivals.distinct >= len(phase.sent):
                 return
@@ -397,14 +357,12 @@ async def _collect(follower: Follower, phase: _Phase) -> None:
 
 async def latency_phase(
     settings: FraudscoreSettings,
-    follower: Follower,
+    follower: DecisionFollower,
     workers: Sequence[WorkerProcess],
     records: list[Paced],
     rate: int,
 ) -> Latency:
-    producer = AIOKafkaProducer(
-        **client_options(settings), acks="all", enable_idempotence=True, linger_ms=0
-    )
+    producer = request_producer(settings)
     await producer.start()
     phase = _Phase()
     pids = [worker.process.pid for worker in workers]
@@ -422,7 +380,9 @@ async def latency_phase(
     queued_before, retries_before = queued(), retries()
     collector = asyncio.create_task(_collect(follower, phase))
     try:
-        elapsed, behind = await _send_paced(producer, settings.input_topic, records, rate, phase)
+        elapsed, behind = await send_one_by_one(
+            producer, settings.input_topic, records, rate, phase.stamp
+        )
     finally:
         phase.done.set()
         await producer.stop()
@@ -451,10 +411,10 @@ async def latency_phase(
 
 
 async def _warm_up(
-    settings: FraudscoreSettings, follower: Follower, workers: Sequence[WorkerProcess]
+    settings: FraudscoreSettings, follower: DecisionFollower, workers: Sequence[WorkerProcess]
 ) -> None:
     """Decide a first small batch so that training, join and restore are behind us."""
-    warm = _paced_records(500, 5_000, seed=99)
+    warm = paced_records(500, 5_000, seed=99)
     part = partitioner(settings.partitions)
     await bulk_produce(
         settings, settings.input_topic, (Outgoing(r.key, r.value, part(r.key)) for r in warm)
@@ -472,12 +432,12 @@ async def _warm_up(
 
 async def latency(opts: Options, guarantee: str) -> list[Latency]:
     workloads = {
-        rate: _paced_records(round(rate * opts.duration_s), opts.cards, seed=10_000 + rate)
+        rate: paced_records(round(rate * opts.duration_s), opts.cards, seed=10_000 + rate)
         for rate in opts.rates
     }
     settings = opts.fresh(f"lat-{guarantee[:3]}", processing_guarantee=guarantee)
     await ensure_topics(settings)
-    follower = Follower(settings, opts.fetch_wait_ms)
+    follower = DecisionFollower(settings, opts.fetch_wait_ms)
     await follower.start(from_end=False)
     workers = await _start_group(settings, opts, f"latency-{guarantee}")
     results = []
@@ -617,7 +577,7 @@ async def build_state(opts: Options, settings: FraudscoreSettings) -> tuple[Work
 
 
 async def _probe(
-    settings: FraudscoreSettings, follower: Follower, opts: Options, variant: str, tag: str
+    settings: FraudscoreSettings, follower: DecisionFollower, opts: Options, variant: str, tag: str
 ) -> tuple[WorkerProcess, Recovery]:
     """Restart the worker, produce one new transaction per partition, time their decisions."""
     producer = AIOKafkaProducer(**client_options(settings), acks="all", linger_ms=0)
@@ -690,7 +650,7 @@ async def recovery(opts: Options) -> tuple[Build, Startup, list[Recovery]]:
         f"  state built: {build.cards:,} cards produced in {build.produce_s:.1f} s, decided "
         f"{build.decide_s:.1f} s after the worker started, load {build.load}"
     )
-    follower = Follower(settings, opts.fetch_wait_ms)
+    follower = DecisionFollower(settings, opts.fetch_wait_ms)
     await follower.start(from_end=True)
     results = []
     try:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from app.cli import api, audit, db, kafka, model, policy, savepoint
+from app.cli.authorizer import authorizer
 from app.cli.demo import demo
 from app.cli.generate import generate
+from app.cli.health import healthcheck
 from app.cli.loadgen import loadgen
 from app.cli.merchant_risk import merchant_risk
 from app.cli.replay import replay
@@ -47,6 +49,8 @@ app.command(name="audit-sink")(audit.audit_sink)
 app.command(name="merchant-risk")(merchant_risk)
 app.command()(demo)
 app.command()(loadgen)
+app.command()(authorizer)
+app.command()(healthcheck)
 app.command()(generate)
 app.command()(train)
 app.command()(replay)

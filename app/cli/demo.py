@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from app.broker import LocalBroker
+from app.cli.authorizer import result_table
 from app.cli.console import catch_errors, console, stdout
 from app.demo import DemoSummary, demo_log, run_demo
 from app.settings import get_settings
@@ -94,6 +95,7 @@ def _print_summary(summary: DemoSummary) -> None:
 
 
 def demo(
+    *,
     count: Annotated[int, typer.Option(help="Valid transactions to generate", min=1)] = 20_000,
     rate: Annotated[
         float, typer.Option(help="Records per second (0 = as fast as possible)")
@@ -101,6 +103,22 @@ def demo(
     cards: Annotated[int, typer.Option(help="Distinct cards in the traffic", min=1)] = 50_000,
     malformed: Annotated[int, typer.Option(help="Malformed records mixed in (go to the DLQ)")] = 25,
     seed: Annotated[int, typer.Option(help="Seed of the generated traffic")] = 1,
+    authorized: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Of the transactions, the last this many are sent by the authorizer, one by "
+            "one, each waiting for its decision (see `fraudscore authorizer`)",
+        ),
+    ] = 500,
+    authorized_rate: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Transactions per second the authorizer sends (0 = at once): a rate one "
+            "worker on a small machine decides within the authorization window",
+        ),
+    ] = 250,
 ) -> None:
     """Start the local Kafka and a worker, feed generated traffic, and watch decisions live.
 
@@ -108,6 +126,8 @@ def demo(
     The broker keeps running afterwards; stop it with `fraudscore kafka down`.
     """
     settings = get_settings()
+    if authorized > count:
+        raise typer.BadParameter(f"at most --count ({count})", param_hint="--authorized")
     with catch_errors():
         broker = LocalBroker(settings)
         with console.status(
@@ -126,9 +146,13 @@ def demo(
                     cards=cards,
                     seed=seed,
                     malformed=malformed,
+                    authorized=authorized,
+                    authorized_rate=authorized_rate,
                 )
             )
     _print_summary(summary)
+    if summary.authorizer is not None:
+        stdout.print(result_table(summary.authorizer, title="the authorizer's view"))
     console.print(
         f"worker log: {demo_log(settings)}; broker still running (`fraudscore kafka down`)"
     )

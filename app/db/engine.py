@@ -1,7 +1,9 @@
 """Engines and sessions for the registry database named by the settings.
 
 The URL comes from ``FRAUDSCORE_DATABASE_URL`` (a secret: it may hold a password) or defaults
-to an SQLite file under the var dir. Log and print it only through :func:`safe_url`.
+to an SQLite file under the var dir; the password is better kept out of it, in
+``FRAUDSCORE_DATABASE_PASSWORD`` (:func:`with_password` puts it in). Log and print URLs only
+through :func:`safe_url`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, make_url
+from pydantic import SecretStr
+from sqlalchemy import URL, Engine, create_engine, event, inspect, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db.errors import DatabaseError
@@ -25,10 +28,30 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def with_password(url: str, password: SecretStr | None, setting: str) -> URL:
+    """``url`` with ``password`` (the value of the setting ``setting``) as its user's password;
+    refused if the URL names no user, or has a password of its own."""
+    parsed = make_url(url)
+    if password is None:
+        return parsed
+    if not parsed.username:
+        raise DatabaseError(
+            f"{setting} is set but the URL {safe_url(url)} names no user: add the user to the URL"
+        )
+    if parsed.password is not None:
+        raise DatabaseError(
+            f"{setting} is set but the URL {safe_url(url)} has a password too: remove it from "
+            "the URL"
+        )
+    return parsed.set(password=password.get_secret_value())
+
+
 def create_db_engine(settings: FraudscoreSettings) -> Engine:
     """An engine for the registry database (SQLite: its directory is created if missing,
     foreign keys are enforced)."""
-    url = make_url(settings.sql_url)
+    url = with_password(
+        settings.sql_url, settings.database_password, "FRAUDSCORE_DATABASE_PASSWORD"
+    )
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if url.database and url.database != ":memory:":

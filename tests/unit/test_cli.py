@@ -22,6 +22,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
         ["worker"],
         ["demo"],
         ["loadgen"],
+        ["authorizer"],
+        ["healthcheck"],
         ["generate"],
         ["train"],
         ["kafka"],
