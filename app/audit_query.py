@@ -13,7 +13,8 @@ Every function is blocking I/O (from async code, call it in a thread) and takes 
 
 Results are Arrow tables in the table's columns (``features`` a struct, ``reasons`` a list),
 or audit rows (:class:`sinks.iceberg.AuditRow`, the decision record as the worker wrote it).
-Errors are :class:`sinks.errors.AuditError` with a message that says what to do.
+Errors are :class:`sinks.errors.AuditError` with a message that says what to do;
+:class:`sinks.errors.AuditQueryError` when the question itself cannot be answered as asked.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pyarrow as pa
 
 from app.audit import load_audit_table
 from app.settings import FraudscoreSettings
-from sinks.errors import AuditError
+from sinks.errors import AuditQueryError
 from sinks.iceberg import AsOf, AuditRow, event_time_between
 
 SQL_VIEW: Final = "decisions"  # what ``run_sql`` queries call the audit rows
@@ -131,7 +132,7 @@ def sql_over(rows: pa.Table, query: str) -> pa.Table:
         connection.execute("SET lock_configuration = true")
         result = _duckdb_errors(query, lambda: connection.sql(query))
         if result is None:
-            raise AuditError(
+            raise AuditQueryError(
                 f"{query!r} returns no rows to show: give a query that does (SELECT, WITH, "
                 "DESCRIBE ...); the audit table itself cannot be changed through SQL"
             )
@@ -142,7 +143,7 @@ def _duckdb_errors(query: str, run: Callable[[], _T]) -> _T:
     try:
         return run()
     except duckdb.Error as exc:
-        raise AuditError(
+        raise AuditQueryError(
             f"DuckDB refused {query!r}: {exc}. The audit rows are the view {SQL_VIEW!r}; "
             "files, the network and extensions are off limits"
         ) from exc

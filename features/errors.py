@@ -7,6 +7,8 @@ subclass it; each package keeps its own errors in its own ``errors.py``:
     ├── StateError                       sinks/errors.py   local state cannot be used
     ├── DatasetError                     sinks/errors.py   a dataset directory cannot be read
     ├── AuditError                       sinks/errors.py   the audit table cannot be used as asked
+    │   └── AuditQueryError              sinks/errors.py   a question it cannot answer as asked
+    │       └── AuditSnapshotError       sinks/errors.py   the as-of snapshot or tag is not there
     ├── BrokerError                      app/errors.py     local Kafka cannot be fetched/started
     │   └── MissingToolError             app/errors.py     java or mvn is not installed
     ├── SavepointError                   app/errors.py     a savepoint cannot be taken or imported

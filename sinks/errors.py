@@ -19,3 +19,13 @@ class DatasetError(FraudscoreError):
 
 class AuditError(FraudscoreError):
     """The audit table cannot be written or read as asked."""
+
+
+class AuditQueryError(AuditError):
+    """A question to the audit table cannot be answered as asked: a snapshot or tag it does
+    not have, more than one "as of", a query DuckDB refuses. Ask differently."""
+
+
+class AuditSnapshotError(AuditQueryError):
+    """The snapshot or tag a question is asked as of is not in the table (expired, never
+    made)."""

@@ -74,7 +74,7 @@ from sqlalchemy.exc import IntegrityError
 from features.currency import MINOR_UNIT_EXPONENTS
 from features.schema import FEATURE_NAMES
 from models.pipeline import DecisionRecord, Source, format_event_time
-from sinks.errors import AuditError
+from sinks.errors import AuditError, AuditQueryError, AuditSnapshotError
 
 log = logging.getLogger(__name__)
 
@@ -405,7 +405,7 @@ class AsOf:
     def __post_init__(self) -> None:
         given = [v for v in (self.snapshot_id, self.tag, self.ingested_by) if v is not None]
         if len(given) > 1:
-            raise AuditError("ask as of one thing only: a snapshot, a tag or a time")
+            raise AuditQueryError("ask as of one thing only: a snapshot, a tag or a time")
 
 
 CURRENT: Final = AsOf()
@@ -460,7 +460,7 @@ def _snapshot_to_read(table: Table, as_of: AsOf) -> int | None:
         ref = table.refs().get(as_of.tag)
         if ref is None or ref.snapshot_ref_type != SnapshotRefType.TAG:
             newest = ", ".join(list(_day_tags(table))[-3:]) or "none yet"
-            raise AuditError(
+            raise AuditSnapshotError(
                 f"{table.name()} has no tag {as_of.tag!r} (newest day tags: {newest}). "
                 "`fraudscore audit maintain` tags the last snapshot of each closed UTC day "
                 f"as {DAY_TAG_PREFIX}YYYY-MM-DD; or ask as of a time"
@@ -814,13 +814,13 @@ def _check_readable(table: Table, snapshot_id: int) -> None:
     """Refuse a snapshot that is gone, or that is the half of a compaction without its rows."""
     snapshot = table.snapshot_by_id(snapshot_id)
     if snapshot is None:
-        raise AuditError(
+        raise AuditSnapshotError(
             f"snapshot {snapshot_id} is not in {table.name()} (expired, or never existed): "
             "ask as of a time or a day tag instead, which do not need old snapshots"
         )
     if _is_compaction_delete(snapshot):
         compacted = snapshot.summary.get(COMPACTED_PROPERTY) if snapshot.summary else None
-        raise AuditError(
+        raise AuditQueryError(
             f"snapshot {snapshot_id} is the first half of the compaction of "
             f"{compacted}: it lacks that day's rows. Read its parent or its "
             "child, or ask as of a time"

@@ -34,10 +34,11 @@ from app.api.errors import (
     UnavailableError,
 )
 from app.db.errors import DatabaseError, RegistryError, UnknownVersionError
+from app.errors import ReproductionError
 from features.errors import FraudscoreError
 from features.pan import mask_text
 from models.errors import ArtefactError
-from sinks.errors import AuditError
+from sinks.errors import AuditError, AuditQueryError, AuditSnapshotError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ _MAPPING: dict[type[Exception], tuple[int, str]] = {
     RejectedInputError: (422, "invalid_input"),
     UnavailableError: (503, "unavailable"),
     DatabaseError: (503, "unavailable"),
+    AuditSnapshotError: (404, "not_found"),  # an as-of snapshot or tag the table lacks
+    AuditQueryError: (422, "invalid_query"),  # an as-of or a query the table cannot answer
+    ReproductionError: (409, "cannot_reproduce"),  # its model, policy or features are not here
     AuditError: (503, "unavailable"),
 }
 

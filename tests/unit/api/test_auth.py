@@ -25,6 +25,10 @@ from tests.support.api import (
 A, S, D = Role.ANALYST, Role.SERVICE, Role.ADMIN
 EXPECTED_ROLES: dict[tuple[str, str], set[Role]] = {
     ("GET", "/v1/decisions/{transaction_id}"): {A},
+    ("GET", "/v1/audit/cards/{card_id}/decisions"): {A},
+    ("GET", "/v1/audit/days/{day}/stats"): {A},
+    ("POST", "/v1/audit/sql"): {A},
+    ("GET", "/v1/audit/transactions/{transaction_id}/reproduction"): {A},
     ("GET", "/v1/merchants/{merchant_id}/risk"): {S, A},
     ("GET", "/v1/models"): {A, D},
     ("GET", "/v1/models/{version}"): {A, D},

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -14,22 +13,13 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
-from app.audit import open_audit_table
 from app.cli import app
-from app.db import registry
-from app.db.session import registry_session
-from app.live_pipeline import configured_policy
 from app.process import settings_env
 from app.reproduction import reproduce
 from app.settings import FraudscoreSettings
-from features.stream import MemoryCardStore
-from models.pipeline import DecisionRecord, Pipeline, SourceRecord
-from models.synthetic import encode_record, generate
-from sinks.iceberg import CommittedDecision
 from tests.support.artefact import make_artefact
+from tests.support.reproduction import audit_rows, decide_and_audit
 from tests.support.settings import migrated_registry
-
-INGESTED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -40,36 +30,6 @@ def settings(tmp_path: Path) -> Iterator[FraudscoreSettings]:
     )
     with migrated_registry(settings):
         yield settings
-
-
-def _decide_and_audit(settings: FraudscoreSettings, artefact: Path) -> list[DecisionRecord]:
-    """Register and promote the model, set a policy that flags often, decide generated
-    traffic with them as a worker does, and append the decisions to the audit table."""
-    with registry_session(settings) as session:
-        registry.register_model(session, artefact, "alice")
-        registry.promote(session, "m1", "alice")
-        changes = {"review_threshold": 0.02, "decline_threshold": 0.2}
-        registry.set_policy(session, "alice", configured_policy(settings), changes)
-        selection = registry.read_selection(session)
-    assert selection.model is not None
-    assert selection.policy is not None
-    pipeline = Pipeline(registry.load_registered(selection.model), selection.policy, 8192)
-    items = generate(400, cards=40, seed=3)
-    records = [
-        SourceRecord("tx", 0, n, i.key, encode_record(i.record)) for n, i in enumerate(items)
-    ]
-    decisions = [d for _, d in pipeline.run(records, MemoryCardStore()).decisions]
-    _audit_rows(settings, decisions)
-    return decisions
-
-
-def _audit_rows(settings: FraudscoreSettings, decisions: list[DecisionRecord]) -> None:
-    table = open_audit_table(settings)
-    start = table.position().next_offset("decisions", 0)
-    read = [CommittedDecision(d, "decisions", 0, start + i, None) for i, d in enumerate(decisions)]
-    staged = table.stage(read, INGESTED)
-    assert staged is not None
-    assert table.commit(staged) is not None
 
 
 def _reproduce(settings: FraudscoreSettings, *args: str) -> Result:
@@ -85,7 +45,7 @@ def artefact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_recorded_decisions_are_reproduced_bit_for_bit(
     settings: FraudscoreSettings, artefact: Path
 ) -> None:
-    decisions = _decide_and_audit(settings, artefact)
+    decisions = decide_and_audit(settings, artefact)
     flagged = [d for d in decisions if d.decision != "APPROVE" and len(d.reasons) > 1]
     approved = [d for d in decisions if d.decision == "APPROVE"]
     assert flagged, "the sample needs REVIEW or DECLINE decisions with model reasons"
@@ -110,7 +70,7 @@ def test_recorded_decisions_are_reproduced_bit_for_bit(
 
 
 def test_a_tampered_row_is_not_reproduced(settings: FraudscoreSettings, artefact: Path) -> None:
-    decisions = _decide_and_audit(settings, artefact)
+    decisions = decide_and_audit(settings, artefact)
     original = next(d for d in decisions if d.decision != "APPROVE")
     nudged = msgspec.structs.replace(
         original, transaction_id="tampered-score", score=math.nextafter(original.score, 1.0)
@@ -118,7 +78,7 @@ def test_a_tampered_row_is_not_reproduced(settings: FraudscoreSettings, artefact
     approved = msgspec.structs.replace(
         original, transaction_id="tampered-decision", decision="APPROVE", reasons=()
     )
-    _audit_rows(settings, [nudged, approved])
+    audit_rows(settings, [nudged, approved])
 
     score = reproduce(settings, "tampered-score")
     assert not score.identical
@@ -132,14 +92,14 @@ def test_a_tampered_row_is_not_reproduced(settings: FraudscoreSettings, artefact
 def test_a_version_that_cannot_be_found_is_an_error_not_a_verdict(
     settings: FraudscoreSettings, artefact: Path
 ) -> None:
-    decisions = _decide_and_audit(settings, artefact)
+    decisions = decide_and_audit(settings, artefact)
     unknown_model = msgspec.structs.replace(
         decisions[0], transaction_id="unknown-model", model_version="m7"
     )
     unknown_policy = msgspec.structs.replace(
         decisions[1], transaction_id="unknown-policy", policy_version="policy-9"
     )
-    _audit_rows(settings, [unknown_model, unknown_policy])
+    audit_rows(settings, [unknown_model, unknown_policy])
     for transaction_id, message in (
         ("unknown-model", "model 'm7' is not in the registry (registered: m1)"),
         ("unknown-policy", "policy 'policy-9' is not in the registry database"),

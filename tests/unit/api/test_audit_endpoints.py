@@ -1,0 +1,128 @@
+"""The analyst's audit endpoints over a real audit table in tmp_path: a card's decisions,
+a day's counts, SQL and reproduction, each "as of" a time, a tag or a snapshot."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import msgspec
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api.auth import Role
+from app.audit import open_audit_table
+from app.settings import FraudscoreSettings
+from models.pipeline import DecisionRecord
+from sinks.iceberg import CommittedDecision
+from tests.support.api import bearer, token
+from tests.support.artefact import make_artefact
+from tests.support.decisions import decisions_of
+from tests.support.reproduction import decide_and_audit
+
+ANALYST = bearer(token(Role.ANALYST, subject="ann"))
+INGESTED = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def decisions(settings: FraudscoreSettings) -> list[DecisionRecord]:
+    """200 decisions in the audit table, ingested at INGESTED in one checkpoint."""
+    made = decisions_of(200, seed=5, cards=40, partitions=1)
+    table = open_audit_table(settings)
+    staged = table.stage(
+        [CommittedDecision(d, "decisions", 0, i, None) for i, d in enumerate(made)], INGESTED
+    )
+    assert staged is not None
+    assert table.commit(staged) is not None
+    return made
+
+
+def test_a_cards_decisions_oldest_first_and_as_of_before_they_were_ingested(
+    client: TestClient, decisions: list[DecisionRecord]
+) -> None:
+    card, count = Counter(d.card_id for d in decisions).most_common(1)[0]
+    assert count > 1
+    url = f"/v1/audit/cards/{card}/decisions"
+    body = client.get(url, headers=ANALYST).json()
+    got = [msgspec.convert(d["decision"], DecisionRecord) for d in body["decisions"]]
+    wanted = sorted((d for d in decisions if d.card_id == card), key=lambda d: d.event_time)
+    assert [d.transaction_id for d in got] == [d.transaction_id for d in wanted]
+    assert got == wanted
+    before = (INGESTED - timedelta(seconds=1)).isoformat()
+    earlier = client.get(url, params={"as_of": before}, headers=ANALYST)
+    assert earlier.status_code == 200
+    assert earlier.json()["decisions"] == []
+    at = client.get(url, params={"as_of": INGESTED.isoformat()}, headers=ANALYST).json()
+    assert len(at["decisions"]) == count
+
+
+def test_as_of_one_thing_only_and_an_unknown_tag_is_not_found(
+    client: TestClient, decisions: list[DecisionRecord]
+) -> None:
+    url = f"/v1/audit/cards/{decisions[0].card_id}/decisions"
+    both = client.get(
+        url, params={"as_of": INGESTED.isoformat(), "tag": "day-2026-03-01"}, headers=ANALYST
+    )
+    assert both.status_code == 422
+    assert both.json()["error"]["code"] == "invalid_request"
+    unknown = client.get(url, params={"tag": "day-2020-01-01"}, headers=ANALYST)
+    assert unknown.status_code == 404
+    assert "audit maintain" in unknown.json()["error"]["message"]
+
+
+def test_a_days_counts(client: TestClient, decisions: list[DecisionRecord]) -> None:
+    day = decisions[0].event_time[:10]
+    on_day = [d for d in decisions if d.event_time.startswith(day)]
+    body = client.get(f"/v1/audit/days/{day}/stats", headers=ANALYST).json()
+    counts = {(c["group"], c["value"]): c["count"] for c in body["counts"]}
+    assert counts[("all", "decisions")] == len(on_day)
+    for outcome, n in Counter(d.decision for d in on_day).items():
+        assert counts[("decision", outcome)] == n
+
+
+def test_sql_answers_read_only_queries_with_a_row_limit(
+    client: TestClient, decisions: list[DecisionRecord]
+) -> None:
+    query = "SELECT decision, count(*) AS n, sum(amount) AS total FROM decisions GROUP BY 1"
+    body = client.post("/v1/audit/sql", json={"query": query}, headers=ANALYST).json()
+    assert body["columns"] == ["decision", "n", "total"]
+    assert sum(row[1] for row in body["rows"]) == len(decisions)
+    assert all(isinstance(row[2], str) for row in body["rows"])  # decimals as text
+    limited = client.post(
+        "/v1/audit/sql",
+        json={"query": "SELECT transaction_id, event_time FROM decisions", "limit": 3},
+        headers=ANALYST,
+    ).json()
+    assert len(limited["rows"]) == 3
+    assert limited["truncated"] is True
+    datetime.fromisoformat(limited["rows"][0][1])
+    refused = client.post(
+        "/v1/audit/sql", json={"query": "SELECT * FROM read_csv('/etc/passwd')"}, headers=ANALYST
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "invalid_query"
+
+
+def test_a_recorded_decision_is_reproduced_with_its_registered_model(
+    client: TestClient, settings: FraudscoreSettings, tmp_path: Path
+) -> None:
+    decisions = decide_and_audit(settings, make_artefact(tmp_path / "m1", "m1", 20))
+    wanted = next(d for d in decisions if d.decision != "APPROVE")
+    url = f"/v1/audit/transactions/{wanted.transaction_id}/reproduction"
+    body = client.get(url, headers=ANALYST).json()
+    assert body["identical"] is True, body
+    assert (body["model_version"], body["policy_version"]) == ("m1", "policy-1")
+    assert {f["field"]: f["recorded"] for f in body["fields"]}["score"] == repr(wanted.score)
+    missing = client.get("/v1/audit/transactions/tx_unknown/reproduction", headers=ANALYST)
+    assert missing.status_code == 404
+
+
+def test_a_decision_whose_model_is_not_here_cannot_be_reproduced(
+    client: TestClient, decisions: list[DecisionRecord]
+) -> None:
+    url = f"/v1/audit/transactions/{decisions[0].transaction_id}/reproduction"
+    refused = client.get(url, headers=ANALYST)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "cannot_reproduce"
+    assert "model register" in refused.json()["error"]["message"]
