@@ -24,6 +24,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as ConfluentPartition
+from confluent_kafka.admin import AdminClient
 
 from features.pan import mask_pans
 from sinks.errors import TopicError
@@ -163,6 +164,11 @@ def key_partition(key: bytes, partitions: int) -> int:
     """The partition of a keyed record among ``partitions``, as the Java client, aiokafka's
     default and librdkafka's ``murmur2_random`` choose it: murmur2, positive, modulo."""
     return (cast(int, murmur2(key)) & 0x7FFFFFFF) % partitions
+
+
+def group_admin(settings: FraudscoreSettings) -> AdminClient:
+    """An admin client for reading topics and the consumer group's assignment (the API)."""
+    return AdminClient(_confluent_options(settings))
 
 
 def worker_consumer(settings: FraudscoreSettings, client_id: str | None = None) -> Consumer:
