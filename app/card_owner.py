@@ -55,15 +55,19 @@ def advertised_url(client_id: str) -> str | None:
 
 
 class _Assigned(Protocol):
-    topic_partitions: list[TopicPartition] | None
+    @property
+    def topic_partitions(self) -> list[TopicPartition] | None: ...
 
 
 class Member(Protocol):
     """What :func:`owners_of` reads of a group member (confluent-kafka's
     ``MemberDescription``)."""
 
-    client_id: str
-    assignment: _Assigned
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def assignment(self) -> _Assigned: ...
 
 
 def owners_of(members: Iterable[Member], topic: str) -> dict[int, str]:
