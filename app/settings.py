@@ -342,6 +342,18 @@ class FraudscoreSettings(BaseSettings):
         description="Longest wait of POST /v1/labels for the broker to acknowledge the label",
     )
 
+    api_card_owner_cache_ms: int = Field(
+        default=1_000,
+        ge=0,
+        description="How long the API caches the consumer group's assignment to find the "
+        "worker that owns a card's partition (refreshed early when an owner is missing)",
+    )
+    api_forward_timeout_ms: int = Field(
+        default=500,
+        ge=10,
+        description="Longest wait of GET /v1/cards/{card_id}/features for the owning worker",
+    )
+
     # --- Observability (docs/OBSERVABILITY.md) -------------------------------------------------
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto",
@@ -358,6 +370,12 @@ class FraudscoreSettings(BaseSettings):
         le=65535,
         description="Port of a worker's HTTP endpoint; 0: a free port, chosen at start and "
         "logged (several workers on one host never collide)",
+    )
+    worker_http_advertised_url: str | None = Field(
+        default=None,
+        description="The URL of a worker's HTTP endpoint as the API reaches it (advertised in "
+        "its consumer's client.id for card-feature lookups); default: the address it is "
+        "bound to",
     )
     audit_http_host: str = Field(
         default="127.0.0.1",

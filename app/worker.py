@@ -26,6 +26,8 @@ from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from app.card_features import LocalCards
+from app.card_owner import advertised_client_id
 from app.checkpoint import Checkpointer, CheckpointError, ClientsBrokenError
 from app.db.engine import create_db_engine
 from app.failpoint import Failpoints
@@ -76,8 +78,12 @@ class Worker:
         failpoints: Failpoints,
         metrics: WorkerMetrics,
         status: WorkerStatus,
+        *,
+        cards: LocalCards,
+        http_url: str | None = None,
     ) -> None:
         self.settings = settings
+        self.cards = cards
         self.live = live
         self.pipeline = live.current
         self.tasks: dict[int, PartitionTask] = {}
@@ -85,7 +91,9 @@ class Worker:
         self.metrics = metrics
         self.status = status
         self._broken = False
-        self.consumer: Consumer = worker_consumer(settings)
+        url = settings.worker_http_advertised_url or http_url
+        client_id = None if url is None else advertised_client_id(url)
+        self.consumer: Consumer = worker_consumer(settings, client_id)
         self.checkpointer = Checkpointer(
             settings,
             self.consumer,
@@ -242,6 +250,7 @@ class Worker:
             started = list(pool.map(lambda p: self._start(p, committed[p]), new))
         for task in started:
             self.tasks[task.partition] = task
+            self.cards.add(task.partition, task.store)
         consumer.assign(
             [
                 TopicPartition(tp.topic, tp.partition, self.tasks[tp.partition].committed_offset)
@@ -301,6 +310,7 @@ class Worker:
     def _close(self, tasks: list[PartitionTask]) -> None:
         for task in tasks:
             self.tasks.pop(task.partition, None)
+            self.cards.remove(task.partition)
             task.close()
             self.metrics.partition_closed(task.partition)
         self.status.released(task.partition for task in tasks)
@@ -353,9 +363,10 @@ def serve(settings: FraudscoreSettings) -> None:
     add_log_context(worker_id=worker_id(settings))
     status, metrics = WorkerStatus(), WorkerMetrics(settings)
     metrics.registry.register(status)
-    http = start_worker_http(settings, status, metrics.registry)  # answers while loading
+    cards = LocalCards(status, settings.stream_params)
+    http = start_worker_http(settings, status, metrics.registry, cards)  # answers while loading
     try:
-        _serve(settings, stop, metrics, status)
+        _serve(settings, stop, metrics, status, cards=cards, http_url=http.url)
     finally:
         http.stop()
 
@@ -365,6 +376,9 @@ def _serve(
     stop: threading.Event,
     metrics: WorkerMetrics,
     status: WorkerStatus,
+    *,
+    cards: LocalCards,
+    http_url: str,
 ) -> None:
     engine = create_db_engine(settings)
     merchants = DatabaseSnapshots(engine, settings.merchant_params, settings.registry_poll_ms)
@@ -379,7 +393,10 @@ def _serve(
     try:
         while True:
             try:
-                Worker(settings, live, failpoints, metrics, status).run(stop)
+                worker = Worker(
+                    settings, live, failpoints, metrics, status, cards=cards, http_url=http_url
+                )
+                worker.run(stop)
                 return
             except ClientsBrokenError as exc:
                 now = time.monotonic()

@@ -111,6 +111,12 @@ def expiry_hour(newest_ms: int) -> int:
     return newest_ms // HOUR_MS
 
 
+def expired_through_ms(stream_time_ms: int, params: StreamParams) -> int:
+    """Cards whose newest event time is at or before this are expired, at stream time
+    ``stream_time_ms`` (whether the sweep has removed them yet or not)."""
+    return stream_time_ms - params.features.max_out_of_orderness_ms - params.card_state_ttl_ms
+
+
 class CardStore(Protocol):
     """What :func:`process` needs from state: the real one is RocksDB behind an overlay
     (:class:`sinks.rocksdb.PartitionStore`), the reference one :class:`MemoryCardStore`."""
@@ -195,7 +201,7 @@ def process(
     if stream_time is None or t > stream_time:
         partition.stream_time_ms = stream_time = t
     watermark = stream_time - params.features.max_out_of_orderness_ms
-    expired_through = watermark - params.card_state_ttl_ms
+    expired_through = expired_through_ms(stream_time, params)
     state = store.get(txn.card_id)
     if state is not None and state.newest_ms <= expired_through:
         state = None  # expired, even if not removed yet: the card starts afresh

@@ -16,13 +16,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as ConfluentPartition
+from confluent_kafka.admin import AdminClient
 
 from features.pan import mask_pans
 from sinks.errors import TopicError
@@ -158,10 +160,24 @@ def _confluent_options(settings: FraudscoreSettings) -> dict[str, Any]:
 _librdkafka_log = logging.getLogger("librdkafka")
 
 
-def worker_consumer(settings: FraudscoreSettings) -> Consumer:
-    """The worker's group member: read_committed, offsets committed only by checkpoints."""
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition of a keyed record among ``partitions``, as the Java client, aiokafka's
+    default and librdkafka's ``murmur2_random`` choose it: murmur2, positive, modulo."""
+    return (cast(int, murmur2(key)) & 0x7FFFFFFF) % partitions
+
+
+def group_admin(settings: FraudscoreSettings) -> AdminClient:
+    """An admin client for reading topics and the consumer group's assignment (the API)."""
+    return AdminClient(_confluent_options(settings))
+
+
+def worker_consumer(settings: FraudscoreSettings, client_id: str | None = None) -> Consumer:
+    """The worker's group member: read_committed, offsets committed only by checkpoints.
+    ``client_id`` is what the group's description shows of it (a worker advertises its HTTP
+    address there: :mod:`app.card_owner`)."""
     config: dict[str, Any] = {
         **_confluent_options(settings),
+        **({} if client_id is None else {"client.id": client_id}),
         "group.id": settings.group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,

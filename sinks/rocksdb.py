@@ -21,17 +21,24 @@ Layout (version 2):
 - column family ``meta``: one key, ``checkpoint``, with :class:`CheckpointMeta`.
 
 A database of another layout version is wiped when opened (restore rebuilds it).
+
+Threads: the overlay and every method but :meth:`PartitionStore.read_committed` belong to the
+worker's main thread. :meth:`~PartitionStore.read_committed` may be called from any thread
+(the HTTP thread's card-feature lookups): it reads only RocksDB, whose reads are safe
+beside another thread's ``WriteBatch`` writes, through a snapshot, and a lock keeps
+:meth:`~PartitionStore.close` from closing the database under it.
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple, cast
 
 import msgspec
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict, Snapshot, WriteBatch
 
 from features.card import CardState, decode_state, encode_state, newest_of
 from features.stream import (
@@ -41,6 +48,7 @@ from features.stream import (
     encode_partition_state,
     expiry_hour,
 )
+from sinks.errors import StateError
 
 LAYOUT_VERSION = 2
 _META_CF = "meta"
@@ -67,6 +75,17 @@ class StoreStats(NamedTuple):
     bytes: int  # table files and memtables of the cards and the expiry index
 
 
+def _snapshot_get(snapshot: Snapshot, key: bytes) -> bytes | None:
+    """``snapshot[key]``, None if missing (a snapshot has no ``get``; its miss is a bare
+    ``Exception("key not found")``)."""
+    try:
+        return cast(bytes, snapshot[key])  # raw mode
+    except Exception as exc:
+        if str(exc) == "key not found":
+            return None
+        raise
+
+
 def _int_property(family: Rdict, name: str) -> int:
     value = family.property_int_value(name)
     return 0 if value is None else int(value)
@@ -88,11 +107,21 @@ def _index_entry(key: object) -> tuple[int, str]:
     return int.from_bytes(raw[:_HOUR_BYTES], "big"), raw[_HOUR_BYTES:].decode()
 
 
+class CommittedCard(NamedTuple):
+    """What the committed checkpoints hold about a card (:meth:`PartitionStore.read_committed`)."""
+
+    state: CardState | None  # None: no state (never seen, or removed)
+    partition: PartitionState | None  # of the same checkpoint as ``state``
+    meta: CheckpointMeta | None  # of that checkpoint or an earlier one
+
+
 class PartitionStore:
     """State of one input partition: RocksDB plus the overlay of the open checkpoint."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._read_lock = threading.Lock()  # read_committed (any thread) against close
+        self._closed = False
         self._overlay: dict[str, CardState | None] = {}
         self._partition: PartitionState | None = None  # the open checkpoint's, if touched
         self._overlay_low_hour: int | None = None  # no overlay card is indexed below it
@@ -170,6 +199,30 @@ class PartitionStore:
 
     def put_partition_state(self, state: PartitionState) -> None:
         self._partition = state
+
+    def read_committed(self, card_id: str) -> CommittedCard:
+        """The card's committed state, never the overlay; safe from any thread.
+
+        The card and the partition state come from one RocksDB snapshot: a checkpoint writes
+        them in one batch, so they belong to the same one. The meta record is read before the
+        snapshot (another column family), so its checkpoint is that one or an earlier one.
+        Raises :class:`StateError` once the store is closed (the partition went away).
+        """
+        with self._read_lock:
+            if self._closed:
+                raise StateError(f"the state store {self.path.name} is closed")
+            meta = self.meta
+            snapshot = self._db.snapshot()
+            try:
+                card = _snapshot_get(snapshot, card_id.encode())
+                partition = _snapshot_get(snapshot, _PARTITION_KEY)
+            finally:
+                del snapshot  # releases it
+        return CommittedCard(
+            None if card is None else decode_state(card),
+            None if partition is None else decode_partition_state(partition),
+            meta,
+        )
 
     # --- checkpoints -----------------------------------------------------------------------
     def dirty(self) -> Iterator[tuple[bytes, bytes | None]]:
@@ -262,12 +315,17 @@ class PartitionStore:
 
     def wipe(self) -> None:
         """Delete the local database and start empty (it will be rebuilt from the changelog)."""
-        self.close()
+        self._close_db()
         shutil.rmtree(self.path, ignore_errors=True)
         self.discard()
         self._open()
 
     def close(self) -> None:
+        with self._read_lock:
+            self._closed = True
+            self._close_db()
+
+    def _close_db(self) -> None:
         self._meta_cf.close()
         self._expiry_cf.close()
         self._db.close()

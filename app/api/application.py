@@ -15,7 +15,16 @@ from app.api.metrics import ApiMetrics, RequestMetricsMiddleware
 from app.api.metrics import router as metrics_router
 from app.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.api.resources import lifespan
-from app.api.routers import audit, decisions, health, labels, merchants, models, policies
+from app.api.routers import (
+    audit,
+    cards,
+    decisions,
+    health,
+    labels,
+    merchants,
+    models,
+    policies,
+)
 from app.settings import FraudscoreSettings, get_settings
 
 DESCRIPTION = """Real-time card-fraud scoring: decisions, merchant risk, the model registry,
@@ -36,7 +45,7 @@ def create_app(settings: FraudscoreSettings | None = None) -> FastAPI:
     app.state.verifier = token_verifier(settings)
     handlers.install(app)
     app.state.metrics = ApiMetrics()
-    for router in (health, decisions, audit, merchants, models, policies, labels):
+    for router in (health, cards, decisions, audit, merchants, models, policies, labels):
         app.include_router(router.router)
     app.include_router(metrics_router)
     # the last added runs first: every response, the 413 included, carries the request id,

@@ -4,7 +4,8 @@
     └── ApiError                    a request cannot be served as asked
         ├── AuthenticationError     no bearer token, or one that is not valid here
         ├── PermissionDeniedError   a valid token without a role the endpoint needs
-        ├── NotFoundError           the transaction, merchant or version is not known
+        ├── NotFoundError           the transaction, merchant, card or version is not known
+        ├── NotOwnerError           a worker asked for a partition it does not own (internal)
         ├── RejectedInputError      well-formed input the domain rules refuse (e.g. a PAN)
         ├── PayloadTooLargeError    a request body over FRAUDSCORE_API_MAX_BODY_BYTES
         ├── UnavailableError        a backend (registry database, broker, JWKS) is down
@@ -33,6 +34,11 @@ class PermissionDeniedError(ApiError):
 
 class NotFoundError(ApiError):
     """What the request names does not exist (yet)."""
+
+
+class NotOwnerError(ApiError):
+    """A worker was asked about a partition that is not (or no longer) assigned to it: the
+    caller's view of the group's assignment is stale; refresh it and ask again."""
 
 
 class RejectedInputError(ApiError):

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 from app.api.errors import (
     AuthenticationError,
     NotFoundError,
+    NotOwnerError,
     PayloadTooLargeError,
     PermissionDeniedError,
     RejectedInputError,
@@ -50,6 +51,7 @@ _MAPPING: dict[type[Exception], tuple[int, str]] = {
     PermissionDeniedError: (403, "forbidden"),
     NotFoundError: (404, "not_found"),
     UnknownVersionError: (404, "not_found"),
+    NotOwnerError: (421, "not_owner"),  # a worker's internal route: Misdirected Request
     RegistryError: (409, "conflict"),  # a change the registry's rules refuse
     ArtefactError: (409, "conflict"),  # a registered model's files changed
     PayloadTooLargeError: (413, "payload_too_large"),

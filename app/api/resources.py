@@ -1,5 +1,6 @@
 """What the API holds while it runs, opened and closed by the application's lifespan: the
-registry database's engine and the label producer. Nothing is opened at import time.
+registry database's engine, the label producer and the directory of card-partition
+owners. Nothing is opened at import time.
 
 Endpoints get them through the dependencies at the end (``ResourcesDep``, ``SettingsDep``).
 """
@@ -16,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.api.publisher import LabelPublisher
+from app.card_owner import OwnerDirectory
 from app.db.engine import create_db_engine
 from app.db.migration import head_revision
 from app.db.session import checked_session
@@ -28,6 +30,7 @@ class Resources:
     engine: Engine
     head: str | None  # this build's schema revision: the registry database must be at it
     labels: LabelPublisher
+    owners: OwnerDirectory  # which worker owns a card's partition
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -47,7 +50,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: FraudscoreSettings = app.state.settings
     engine = create_db_engine(settings)
     labels = LabelPublisher(settings)
-    app.state.resources = Resources(settings, engine, head_revision(engine), labels)
+    owners = OwnerDirectory(settings)
+    app.state.resources = Resources(settings, engine, head_revision(engine), labels, owners)
     try:
         yield
     finally:

@@ -15,7 +15,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -27,7 +27,7 @@ from confluent_kafka import libversion
 
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
-from sinks.kafka import client_options, topic_partitions
+from sinks.kafka import client_options, key_partition, topic_partitions
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _BULK_BATCH_BYTES = 512 * 1024
@@ -174,13 +174,9 @@ class Outgoing:
     partition: int
 
 
-def partitioner(partitions: int) -> Any:
+def partitioner(partitions: int) -> Callable[[bytes], int]:
     """Key → partition the way the Java client and aiokafka's default do (murmur2)."""
-    from aiokafka.partitioner import DefaultPartitioner  # noqa: PLC0415 - untyped module
-
-    every = list(range(partitions))
-    chooser = DefaultPartitioner()
-    return lambda key: chooser(key, every, every)
+    return lambda key: key_partition(key, partitions)
 
 
 async def bulk_produce(

@@ -24,6 +24,7 @@ from tests.support.api import (
 
 A, S, D = Role.ANALYST, Role.SERVICE, Role.ADMIN
 EXPECTED_ROLES: dict[tuple[str, str], set[Role]] = {
+    ("GET", "/v1/cards/{card_id}/features"): {S},
     ("GET", "/v1/decisions/{transaction_id}"): {A},
     ("GET", "/v1/audit/cards/{card_id}/decisions"): {A},
     ("GET", "/v1/audit/days/{day}/stats"): {A},

@@ -5,13 +5,16 @@ checkpoints, aborted checkpoints, restarts and a restore from its changelog reco
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.card import CardState, empty_state, encode_state
-from features.stream import MemoryCardStore, StreamParams, expiry_hour, process
+from features.stream import MemoryCardStore, PartitionState, StreamParams, expiry_hour, process
+from sinks.errors import StateError
 from sinks.rocksdb import CheckpointMeta, PartitionStore
 from tests.support.oracle import Step
 from tests.support.streams import TTL, log_items, log_of
@@ -154,3 +157,50 @@ def test_a_database_of_another_layout_is_wiped_on_open(tmp_path: Path) -> None:
     reopened = PartitionStore(tmp_path / "p0")
     assert (reopened.meta, list(reopened.items())) == (None, [])  # restore rebuilds it
     reopened.close()
+
+
+def test_read_committed_sees_checkpoints_only(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path / "p")
+    assert store.read_committed("c1") == (None, None, None)
+    store.put("c1", _state(1))
+    store.put_partition_state(PartitionState(1, 50, 0, 0, 0))
+    assert store.read_committed("c1").state is None  # the overlay is not committed
+    store.write(list(store.dirty()), CheckpointMeta(input_next_offset=7))
+    committed = store.read_committed("c1")
+    assert committed.state == _state(1)
+    assert committed.partition is not None
+    assert committed.partition.stream_time_ms == 50
+    assert committed.meta == CheckpointMeta(input_next_offset=7)
+    store.close()
+    with pytest.raises(StateError, match="closed"):
+        store.read_committed("c1")
+
+
+def test_read_committed_from_another_thread_while_checkpoints_commit(tmp_path: Path) -> None:
+    """Every read sees one whole checkpoint: the card's newest time and the partition's stream
+    time are written together, so they always match."""
+    store = PartitionStore(tmp_path / "p")
+    stop, mismatches, reads = threading.Event(), [], [0]
+
+    def read() -> None:
+        while not stop.is_set():
+            card, partition, _ = store.read_committed("c1")
+            reads[0] += 1
+            if card is not None and (
+                partition is None or partition.stream_time_ms != card.newest_ms
+            ):
+                mismatches.append((card.newest_ms, partition))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(1, 2000):
+            store.put("c1", empty_state(i))
+            store.put_partition_state(PartitionState(1, i, 0, 0, 0))
+            store.write(list(store.dirty()), CheckpointMeta(input_next_offset=i))
+    finally:
+        stop.set()
+        reader.join()
+    assert reads[0] > 0
+    assert mismatches == []
+    store.close()

@@ -1,0 +1,186 @@
+"""Which worker answers for a card, and asking it: the API's side of
+``GET /v1/cards/{card_id}/features`` (docs/API.md, "Card features: who answers").
+
+- The card's input partition is :func:`sinks.kafka.key_partition` of its token (murmur2, as
+  the producers partition), among the input topic's partitions.
+- The partition's owner is the consumer-group member the group's assignment gives it to
+  (``AdminClient.describe_consumer_groups``). A worker advertises its HTTP address in its
+  consumer's ``client.id`` (:func:`advertised_client_id`), which the description returns.
+- The API forwards the request, with the caller's ``Authorization`` header, to the owner's
+  internal route (:data:`app.worker_http.CARD_ROUTE`) with a short timeout.
+
+The assignment is cached for ``FRAUDSCORE_API_CARD_OWNER_CACHE_MS`` and refreshed early on a
+miss (no owner, owner unreachable, owner says it does not own the partition), at most once
+per :data:`_MIN_REFRESH_S`, so a broken group does not turn every request into an admin call.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final, Protocol
+from urllib.parse import quote, urlsplit
+
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from app.api.errors import NotFoundError, UnavailableError
+from app.api.handlers import ErrorBody
+from app.card_features import CardFeatures
+from app.settings import FraudscoreSettings
+from sinks.kafka import group_admin, key_partition
+
+log = logging.getLogger(__name__)
+
+_CLIENT_ID_PREFIX: Final = "fraudscore-worker@"
+_MIN_REFRESH_S: Final = 0.2
+
+
+def advertised_client_id(url: str) -> str:
+    """The ``client.id`` by which a worker says where its HTTP endpoint is."""
+    return _CLIENT_ID_PREFIX + url
+
+
+def advertised_url(client_id: str) -> str | None:
+    """The HTTP address a member's ``client.id`` advertises, if it is a worker's."""
+    if not client_id.startswith(_CLIENT_ID_PREFIX):
+        return None
+    url = client_id.removeprefix(_CLIENT_ID_PREFIX)
+    parts = urlsplit(url)
+    return url if parts.scheme in {"http", "https"} and parts.hostname else None
+
+
+class _Assigned(Protocol):
+    @property
+    def topic_partitions(self) -> list[TopicPartition] | None: ...
+
+
+class Member(Protocol):
+    """What :func:`owners_of` reads of a group member (confluent-kafka's
+    ``MemberDescription``)."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def assignment(self) -> _Assigned: ...
+
+
+def owners_of(members: Iterable[Member], topic: str) -> dict[int, str]:
+    """Partition of ``topic`` -> the HTTP address of the member assigned it (members that
+    advertise no address own nothing here: nobody could ask them)."""
+    owners: dict[int, str] = {}
+    for member in members:
+        url = advertised_url(member.client_id)
+        if url is None:
+            continue
+        for tp in member.assignment.topic_partitions or []:
+            if tp.topic == topic:
+                owners[tp.partition] = url
+    return owners
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    partitions: int  # of the input topic
+    owners: dict[int, str]  # partition -> worker HTTP address
+    at: float  # time.monotonic() when read
+
+
+class OwnerDirectory:
+    """The group's assignment, cached; thread-safe (endpoints run in a thread pool)."""
+
+    def __init__(self, settings: FraudscoreSettings, admin: AdminClient | None = None) -> None:
+        self._settings = settings
+        self._admin = admin or group_admin(settings)
+        self._ttl_s = settings.api_card_owner_cache_ms / 1000
+        self._timeout_s = settings.api_kafka_timeout_ms / 1000
+        self._lock = threading.Lock()
+        self._assignment: Assignment | None = None
+
+    def owner(self, card_id: str, *, fresh: bool = False) -> tuple[int, str | None]:
+        """The card's partition and its owner's address (None: no live owner)."""
+        assignment = self._current(fresh)
+        partition = key_partition(card_id.encode(), assignment.partitions)
+        return partition, assignment.owners.get(partition)
+
+    def _current(self, fresh: bool) -> Assignment:
+        with self._lock:
+            cached, now = self._assignment, time.monotonic()
+            if cached is not None:
+                age = now - cached.at
+                if age < (_MIN_REFRESH_S if fresh else self._ttl_s):
+                    return cached
+            self._assignment = self._read()
+            return self._assignment
+
+    def _read(self) -> Assignment:
+        """The input topic's partition count and the group's assignment (blocking)."""
+        topic, group = self._settings.input_topic, self._settings.group_id
+        try:
+            metadata = self._admin.list_topics(topic, timeout=self._timeout_s)
+            described = self._admin.describe_consumer_groups(
+                [group], request_timeout=self._timeout_s
+            )[group].result(timeout=self._timeout_s)
+        except Exception as exc:  # KafkaException, timeouts: the broker cannot say now
+            raise UnavailableError(f"cannot read the consumer group {group!r}: {exc}") from exc
+        partitions = len(metadata.topics[topic].partitions)
+        if partitions == 0:
+            raise UnavailableError(f"the input topic {topic!r} does not exist yet")
+        return Assignment(partitions, owners_of(described.members, topic), time.monotonic())
+
+
+def lookup(
+    directory: OwnerDirectory, card_id: str, authorization: str, timeout_s: float
+) -> CardFeatures:
+    """Ask the owner of the card's partition; once more after a refresh if the assignment
+    looked stale (no owner, owner unreachable or not owning it any more)."""
+    problem = "no owner asked"
+    for fresh in (False, True):
+        partition, url = directory.owner(card_id, fresh=fresh)
+        if url is None:
+            problem = f"partition {partition} has no live owner (the group is rebalancing?)"
+            continue
+        try:
+            status, body = _forward(url, partition, card_id, authorization, timeout_s)
+        except OSError as exc:  # refused, reset, timed out
+            problem = f"the owner of partition {partition} at {url} did not answer: {exc}"
+            continue
+        if status == 200:
+            return CardFeatures.model_validate_json(body)
+        message = _message(body)
+        if status == 404:
+            raise NotFoundError(message)
+        problem = f"the owner of partition {partition}: {message}"
+        if status != 421:  # restoring (503) or anything else: the owner is right, but cannot
+            break
+    raise UnavailableError(problem)
+
+
+def _forward(
+    url: str, partition: int, card_id: str, authorization: str, timeout_s: float
+) -> tuple[int, bytes]:
+    parts = urlsplit(url)
+    connection_type = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_type(parts.hostname or "", parts.port, timeout=timeout_s)
+    path = f"/internal/v1/partitions/{partition}/cards/{quote(card_id, safe='')}/features"
+    try:
+        connection.request("GET", path, headers={"Authorization": authorization})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _message(body: bytes) -> str:
+    """The ``error.message`` of a worker's error response (the API's shape), else its text."""
+    try:
+        return ErrorBody.model_validate_json(body).error.message
+    except ValueError:
+        return body[:200].decode(errors="replace")
