@@ -4,14 +4,10 @@ partitions.
 A worker has one transactional producer, ``<service>.<input topic>.<worker id>``. A checkpoint
 of the partitions with open work is, in exactly-once mode:
 
-1. ``begin_transaction``, as soon as the first batch after the previous checkpoint is
-   decided (:meth:`Checkpointer.stream`);
-2. the decisions, dead letters and copies of late transactions, sent into that open
-   transaction batch by batch as they are decided (:meth:`Checkpointer.stream`), so the
-   transaction's partitions are added and the records travel while the checkpoint interval
-   runs; a ``read_committed`` reader sees none of them before step 5;
-3. at the checkpoint, per partition p: the latest value of every card touched since the last
-   checkpoint to changelog partition p (tombstones for deleted cards), then a flush;
+1. ``begin_transaction``;
+2. per partition p: the latest value of every card touched since the last checkpoint to
+   changelog partition p (tombstones for deleted cards);
+3. the decisions, dead letters and copies of late transactions, then a flush;
 4. ``send_offsets_to_transaction`` with every partition's next input offset *and the
    consumer's group metadata* (KIP-447): the group coordinator refuses it if this worker's
    generation is stale, i.e. if its partitions may already belong to another worker. That is
@@ -21,14 +17,15 @@ of the partitions with open work is, in exactly-once mode:
 
 How long each step takes is summed up in the log (:mod:`app.checkpoint_stats`).
 
-A checkpoint that fails, and a batch whose outputs cannot be sent, abort the open transaction,
-and :class:`CheckpointError` tells the worker to rewind every partition with open work to its
-last committed offset. A worker that loses its partitions (thrown out of the group) aborts the
-open transaction too (:meth:`Checkpointer.abandon`): it holds their outputs. When the producer
-cannot even abort (fenced, fatally broken, or hung in librdkafka), :class:`ClientsBrokenError`
-makes the worker start its Kafka clients afresh. At-least-once mode sends the same records
-without a transaction (the outputs as they are decided too), flushes at the checkpoint, then
-commits the offsets (the benchmark baseline).
+The transaction is open only while a checkpoint runs (outputs wait in the partitions until
+then; sending them as they are decided was tried and measured, docs/BENCHMARKS.md): a worker
+that dies between checkpoints leaves no open transaction to stall ``read_committed`` readers.
+
+A checkpoint that fails is aborted and :class:`CheckpointError` tells the worker to rewind the
+partitions with open work to their last committed offsets. When the producer cannot even
+abort (fenced, fatally broken, or hung in librdkafka), :class:`ClientsBrokenError` makes the
+worker start its Kafka clients afresh. At-least-once mode sends the same records without a
+transaction, flushes, then commits the offsets (the benchmark baseline).
 """
 
 from __future__ import annotations
@@ -112,7 +109,6 @@ class Checkpointer:
         self._call_timeout_s = settings.transaction_timeout_ms / 1000
         self.stats = CheckpointStats()
         self._durations: dict[str, float] = {}  # of the checkpoint under way, per step
-        self._in_transaction = False
         self.producer = self._open_producer()
 
     def _open_producer(self) -> Producer:
@@ -127,18 +123,8 @@ class Checkpointer:
             )
         return producer
 
-    def stream(self, tasks: Sequence[PartitionTask]) -> None:
-        """Send the outputs ``tasks`` decided since the last call into the open transaction
-        (begun here if none is); raises CheckpointError, after aborting it, if they cannot."""
-        with self._failing_as_checkpoint():
-            self._begin()
-            headers = self._processed_now()
-            for task in tasks:
-                self._send_results(task, headers)
-
     def commit(self, tasks: Sequence[PartitionTask]) -> None:
-        """Commit the open work of ``tasks`` (every task with open work: the transaction holds
-        all their outputs) and write their RocksDB; raises CheckpointError."""
+        """Commit the open work of ``tasks`` and write their RocksDB; raises CheckpointError."""
         started = time.monotonic()
         self._durations = {"wait": started - min(task.pending.opened_at for task in tasks)}
         records = sum(task.pending.records for task in tasks)
@@ -161,15 +147,6 @@ class Checkpointer:
             pendings, sum(map(len, changes)), self._durations, decided_ms
         )
 
-    def abandon(self) -> bool:
-        """Abort the open transaction, if any (partitions whose outputs it holds were lost);
-        whether there was one. Raises ClientsBrokenError if it cannot be aborted."""
-        if not self._in_transaction:
-            return False
-        log.warning("aborting the open transaction: it holds the outputs of lost partitions")
-        self._abort()
-        return True
-
     @contextmanager
     def _failing_as_checkpoint(self) -> Iterator[None]:
         """A Kafka error inside aborts the open transaction and becomes a CheckpointError."""
@@ -181,11 +158,6 @@ class Checkpointer:
             self._recover(error, fenced=fenced)
             raise CheckpointError(str(error), fenced=fenced) from exc
 
-    def _begin(self) -> None:
-        if self.settings.exactly_once and not self._in_transaction:
-            self.producer.begin_transaction()
-            self._in_transaction = True
-
     def _took(self, step: str, since: float) -> None:
         self._durations[step] = time.monotonic() - since
 
@@ -193,7 +165,7 @@ class Checkpointer:
         self, tasks: Sequence[PartitionTask], changes: list[list[tuple[bytes, bytes | None]]]
     ) -> dict[int, int]:
         producer = self.producer
-        self._begin()
+        producer.begin_transaction()
         ends = self._send_outputs(tasks, changes)
         offsets = [TopicPartition(task.topic, task.partition, task.next_offset) for task in tasks]
         sending = time.monotonic()
@@ -206,7 +178,6 @@ class Checkpointer:
         self.failpoints.hit("checkpoint.after_offsets")
         committing = time.monotonic()
         self._retrying(lambda: producer.commit_transaction(self._call_timeout_s))
-        self._in_transaction = False
         self._took("commit", committing)
         return ends
 
@@ -223,7 +194,7 @@ class Checkpointer:
     def _send_outputs(
         self, tasks: Sequence[PartitionTask], changes: list[list[tuple[bytes, bytes | None]]]
     ) -> dict[int, int]:
-        """Send changelog records and the outputs not streamed yet, and flush everything;
+        """Send changelog records, decisions, dead letters and late copies, and flush them;
         returns the next changelog offset of every partition that had changes."""
         settings = self.settings
         producing = time.monotonic()
@@ -258,8 +229,8 @@ class Checkpointer:
         return [(PROCESSED_AT_HEADER, str(int(time.time() * 1000)).encode())]
 
     def _send_results(self, task: PartitionTask, headers: Headers) -> None:
-        """Send the decisions, dead letters and late copies ``task`` has not handed out yet."""
-        settings, outputs = self.settings, task.take_outputs()
+        """Send the decisions, dead letters and late copies of ``task``'s open checkpoint."""
+        settings, outputs = self.settings, task.pending.result
         for key, decision in outputs.decisions:
             self._produce(settings.decisions_topic, key, encode_decision(decision), headers)
         for letter in outputs.dead_letters:
@@ -359,7 +330,6 @@ class Checkpointer:
             )
         except KafkaException as exc:
             raise ClientsBrokenError(f"the open transaction could not be aborted: {exc}") from exc
-        self._in_transaction = False
 
     def close(self) -> None:
         """Close the producer in the background: a broken one may take its time (its open

@@ -39,7 +39,6 @@ class Pending:
     result: BatchResult = field(default_factory=BatchResult)
     records: int = 0
     opened_at: float = 0.0  # time.monotonic() of its first record
-    taken: tuple[int, int, int] = (0, 0, 0)  # decisions, dead letters, late copies sent
     ingest_ms: list[int] = field(default_factory=list)  # the records' Kafka timestamps
     event_ms: list[int] = field(default_factory=list)  # the decisions' event times
 
@@ -79,8 +78,7 @@ class PartitionTask:
         )
 
     def process(self, messages: list[Message]) -> None:
-        """Run the pipeline over fetched records; their outputs wait in :attr:`pending` until
-        the checkpointer takes them (:meth:`take_outputs`)."""
+        """Run the pipeline over fetched records; outputs wait for the next checkpoint."""
         topic, partition = self.topic, self.partition
         batch = [
             SourceRecord(topic, partition, m.offset() or 0, m.key(), m.value() or b"")
@@ -97,19 +95,6 @@ class PartitionTask:
         pending.result.dead_letters.extend(result.dead_letters)
         pending.result.late.extend(result.late)
         self.next_offset = batch[-1].offset + 1
-
-    def take_outputs(self) -> BatchResult:
-        """The decisions, dead letters and late copies not handed out yet (the checkpointer
-        sends them into the open transaction); :attr:`pending` keeps them all until the
-        checkpoint, for its metrics."""
-        pending = self.pending
-        result, (decided, dead, late) = pending.result, pending.taken
-        pending.taken = (len(result.decisions), len(result.dead_letters), len(result.late))
-        return BatchResult(
-            decisions=result.decisions[decided:],
-            dead_letters=result.dead_letters[dead:],
-            late=result.late[late:],
-        )
 
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         """The open checkpoint's state changes, as changelog records."""

@@ -140,14 +140,10 @@ class Worker:
                 self._consumer_error(error)
                 continue
             by_partition.setdefault(message.partition() or 0, []).append(message)
-        processed = []
         for partition, batch in by_partition.items():
             task = self.tasks.get(partition)
             if task is not None:  # records fetched before a revoke are someone else's now
                 task.process(batch)
-                processed.append(task)
-        if processed:  # their outputs go into the open transaction now, not at the checkpoint
-            self._checkpointing(self.checkpointer.stream, processed)
         if self._due():
             self._checkpoint()
         self._observe_partitions()
@@ -304,8 +300,6 @@ class Worker:
         )
         self.status.rebalancing()
         self._close([self.tasks[tp.partition] for tp in lost if tp.partition in self.tasks])
-        if self.checkpointer.abandon():  # it held the lost partitions' outputs too
-            self._rewind_open()
 
     def _close(self, tasks: list[PartitionTask]) -> None:
         for task in tasks:
