@@ -109,6 +109,7 @@ class Checkpointer:
         self._call_timeout_s = settings.transaction_timeout_ms / 1000
         self.stats = CheckpointStats()
         self._durations: dict[str, float] = {}  # of the checkpoint under way, per step
+        self._decided_ms = 0  # its decisions' processed_at header (and latency metric)
         self.producer = self._open_producer()
 
     def _open_producer(self) -> Producer:
@@ -129,7 +130,7 @@ class Checkpointer:
         self._durations = {"wait": started - min(task.pending.opened_at for task in tasks)}
         records = sum(task.pending.records for task in tasks)
         changes = [task.changes() for task in tasks]
-        decided_ms = int(time.time() * 1000)  # for the event time -> decision metric
+        self._decided_ms = int(time.time() * 1000)
         with self._failing_as_checkpoint():
             if self.settings.exactly_once:
                 ends = self._commit_transaction(tasks, changes)
@@ -144,7 +145,7 @@ class Checkpointer:
         self._took("total", started)
         self.stats.add(self._durations, records)
         self.metrics.checkpoint_committed(
-            pendings, sum(map(len, changes)), self._durations, decided_ms
+            pendings, sum(map(len, changes)), self._durations, self._decided_ms
         )
 
     @contextmanager
@@ -212,9 +213,16 @@ class Checkpointer:
                     on_delivery=on_delivery,
                 )
         self.failpoints.hit("checkpoint.after_changelog")
-        headers = self._processed_now()
+        headers: Headers = [(PROCESSED_AT_HEADER, str(self._decided_ms).encode())]
         for task in tasks:
-            self._send_results(task, headers)
+            outputs = task.pending.result
+            for key, decision in outputs.decisions:
+                self._produce(settings.decisions_topic, key, encode_decision(decision), headers)
+            for letter in outputs.dead_letters:
+                dlq_key, dlq_value = dead_letter_value(letter)
+                self._produce(settings.dlq_topic, dlq_key, dlq_value, dead_letter_headers(letter))
+            for record in outputs.late:
+                self._produce(settings.late_topic, record.key, record.value, source_headers(record))
         left = self.producer.flush(self._call_timeout_s)
         if left:
             raise KafkaException(
@@ -223,21 +231,6 @@ class Checkpointer:
         self._took("outputs", producing)
         self.failpoints.hit("checkpoint.after_outputs")  # all written, inside the transaction
         return ends
-
-    @staticmethod
-    def _processed_now() -> Headers:
-        return [(PROCESSED_AT_HEADER, str(int(time.time() * 1000)).encode())]
-
-    def _send_results(self, task: PartitionTask, headers: Headers) -> None:
-        """Send the decisions, dead letters and late copies of ``task``'s open checkpoint."""
-        settings, outputs = self.settings, task.pending.result
-        for key, decision in outputs.decisions:
-            self._produce(settings.decisions_topic, key, encode_decision(decision), headers)
-        for letter in outputs.dead_letters:
-            dlq_key, dlq_value = dead_letter_value(letter)
-            self._produce(settings.dlq_topic, dlq_key, dlq_value, dead_letter_headers(letter))
-        for record in outputs.late:
-            self._produce(settings.late_topic, record.key, record.value, source_headers(record))
 
     def _produce(
         self,
