@@ -39,9 +39,10 @@ from random import Random
 import numpy as np
 
 from features.card import FeatureVector
-from features.merchant import LabelFact, LabelSnapshots, SnapshotBook
+from features.merchant import LabelSnapshots, SnapshotBook
 from features.schema import FEATURE_NAMES
 from features.stream import DEFAULT_STREAM_PARAMS, MemoryCardStore, StreamParams
+from models.label import LabelRecord
 from models.pipeline import NO_SNAPSHOTS, SourceRecord
 from models.pipeline import featurize as featurize_records
 from models.scorer import Scorer
@@ -96,20 +97,22 @@ def featurize(
     return [f.vector for f in accepted], [int(i.scenario is not None) for i in items]
 
 
-def history_labels(seed: int = DEFAULT_SEED) -> list[LabelFact]:
-    """The labels of the synthetic history before the default model's training traffic (its
-    cards and merchants, ``seed``'s), as they are eventually reported."""
+def history_labels(seed: int = DEFAULT_SEED, cards: int = TRAINING_CARDS) -> list[LabelRecord]:
+    """The labels of a synthetic history of ``seed``'s cards and merchants before the traffic
+    of :func:`models.synthetic.generate` (the default model's training minutes, the demo's),
+    in report order."""
     span_s = HISTORY_DAYS * DAY_MS / 1000
     history = generate(
         HISTORY_COUNT,
-        cards=TRAINING_CARDS,
+        cards=cards,
         seed=seed,
         start_ms=HISTORY_END_MS - HISTORY_DAYS * DAY_MS,
         events_per_second=HISTORY_COUNT / span_s,
         fraud_rate=TRAINING_FRAUD_RATE,
     )
     label = Labeller(seed)
-    return [record.fact() for item in history if (record := label(item)) is not None]
+    labels = [record for item in history if (record := label(item)) is not None]
+    return sorted(labels, key=lambda record: record.reported_at_ms)
 
 
 def _fit_rows(
@@ -137,7 +140,7 @@ def train_default_model(seed: int = DEFAULT_SEED, count: int = DEFAULT_COUNT) ->
         events_per_second=TRAINING_EVENTS_PER_SECOND,
         fraud_rate=TRAINING_FRAUD_RATE,
     )
-    merchants = LabelSnapshots(history_labels(seed))
+    merchants = LabelSnapshots(label.fact() for label in history_labels(seed))
     x, y, weights = _fit_rows(*featurize(items, merchants=merchants), seed=seed)
     # here, not at the top: workers import this module for the cache key and constants, and
     # load the cached trees without scikit-learn (models.artefact)
