@@ -110,7 +110,7 @@ CARD_FEATURE_NAMES: tuple[str, ...] = (
     "local_weekend",
     "local_night",
 )
-STATE_VERSION = 4
+STATE_VERSION = 3
 AMOUNT_SCALE: Final = 4  # state amounts are in 1/10**4 of the major unit
 NO_PREVIOUS_MS: Final = BUCKET_SPAN_MS  # 30 days: seconds_since_prev's cap and default
 NO_PREVIOUS_S: Final = NO_PREVIOUS_MS / 1000
@@ -189,7 +189,7 @@ def empty_state(newest_ms: int) -> CardState:
     return CardState(
         STATE_VERSION,
         newest_ms,
-        ExactList([], [], [], [], [], [], None, None, newest_ms, {}, {}, {}),
+        ExactList([], [], [], [], [], [], None, None),
         HourBuckets([], [], []),
         history.EMPTY_PROFILE,
         {},

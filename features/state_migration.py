@@ -31,14 +31,10 @@ Registered steps:
   hourly buckets as another, so that a decoded state is updated in place without rebuilding
   its columns; and the remembered transaction ids, which version 2 did not keep, start
   empty: a duplicate of a transaction decided before the migration is not recognised.
-- ``3 -> 4`` (:func:`v3_to_v4`, incremental distinct counts): the exact list gains the
-  per-merchant and per-MCC entry counts of the distinct-count windows
-  (:class:`features.windows.ExactList`), counted from its entries, anchored at its newest one.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +43,7 @@ import msgspec
 from features.card import STATE_VERSION, CardState, decode_state
 from features.errors import StateVersionError
 from features.history import EMPTY_PROFILE
-from features.windows import DAY_MS, TEN_MINUTES_MS, HourBuckets
+from features.windows import HourBuckets
 
 UNKNOWN_MCC = ""  # the MCC of events migrated from version 1, which did not keep it
 
@@ -159,21 +155,5 @@ def v2_to_v3(layout: Layout) -> Layout:
     return [3, newest_ms, exact, [hours, counts, sums], profile, devices, merchants, mccs, [], []]
 
 
-def v3_to_v4(layout: Layout) -> Layout:
-    """Version 3 to version 4: the distinct-count multisets counted from the exact list."""
-    _, newest_ms, exact, *rest = layout
-    times, _, merchants, mccs, *_ = exact
-    anchor = times[-1] if times else newest_ms
-    in_10m = [m for t, m in zip(times, merchants, strict=True) if t > anchor - TEN_MINUTES_MS]
-    in_24h = [i for i, t in enumerate(times) if t > anchor - DAY_MS]
-    counted = (
-        Counter(in_10m),
-        Counter(merchants[i] for i in in_24h),
-        Counter(mccs[i] for i in in_24h),
-    )
-    return [4, newest_ms, [*exact, anchor, *map(dict, counted)], *rest]
-
-
 register(1, v1_to_v2)
 register(2, v2_to_v3)
-register(3, v3_to_v4)

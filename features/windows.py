@@ -34,7 +34,6 @@ from typing import Final
 import msgspec
 
 MINUTE_MS: Final = 60_000
-TEN_MINUTES_MS: Final = 10 * MINUTE_MS
 HOUR_MS: Final = 3_600_000
 DAY_MS: Final = 86_400_000
 BUCKET_MS: Final = HOUR_MS
@@ -49,15 +48,6 @@ Located = tuple[int, float, float]  # (event_time_ms, lat, lon)
 Entry = tuple[int, int, str, str, float | None, float | None]
 
 
-def _count_out(counts: dict[str, int], values: list[str]) -> None:
-    for value in values:
-        left = counts[value] - 1
-        if left:
-            counts[value] = left
-        else:
-            del counts[value]
-
-
 def ceil_to_bucket(time_ms: int) -> int:
     """The first bucket boundary (a multiple of 1 h since the epoch) at or after ``time_ms``."""
     return -(-time_ms // BUCKET_MS) * BUCKET_MS
@@ -70,17 +60,7 @@ def bucket_of(time_ms: int) -> int:
 
 class ExactList(msgspec.Struct, array_like=True, gc=False):
     """The exact per-event entries as columns sorted by event time (equal times by arrival),
-    the newest time and newest located event among arrivals no longer in them, and the
-    distinct-count multisets.
-
-    The multisets count, per merchant (or MCC), the entries with an event time after
-    ``anchor_ms - W`` for the distinct-count windows W (10 min for merchants, 24 h for
-    merchants and MCCs). ``anchor_ms`` follows the newest entry: when an entry is appended
-    at the end, the windows slide forward to its time and the entries they leave are
-    counted out; an out-of-order entry is counted in if its time lies inside; a dropped one
-    is counted out. So an appended entry's distinct counts are the sizes of the multisets
-    (:meth:`scan`), with no pass over the entries; other queries count the entries.
-    """
+    plus the newest time and newest located event among arrivals no longer in them."""
 
     times: list[int]
     amounts: list[int]  # in 1/10**4 of the major unit
@@ -90,29 +70,21 @@ class ExactList(msgspec.Struct, array_like=True, gc=False):
     lons: list[float | None]
     dropped_ms: int | None
     dropped_loc: Located | None
-    anchor_ms: int  # the multisets below hold the entries after anchor_ms - W
-    merchants_10m: dict[str, int]  # merchant -> entries, W = 10 min
-    merchants_24h: dict[str, int]  # merchant -> entries, W = 24 h
-    mccs_24h: dict[str, int]  # MCC -> entries, W = 24 h
 
     def drop_oldest(self, n: int) -> None:
         """Remove the ``n`` oldest entries, remembering them as dropped."""
         if n <= 0:
             return
-        times = self.times
-        last = times[n - 1]
+        last = self.times[n - 1]
         if self.dropped_ms is None or last > self.dropped_ms:
             self.dropped_ms = last
         lats, lons = self.lats, self.lons
         for i in range(n - 1, -1, -1):
             lat, lon = lats[i], lons[i]
             if lat is not None and lon is not None:
-                self.note_dropped_location((times[i], lat, lon))
+                self.note_dropped_location((self.times[i], lat, lon))
                 break
-        if last > self.anchor_ms - DAY_MS:  # some were counted (by the cap, not the horizon)
-            self._count_out(bisect_right(times, self.anchor_ms - DAY_MS, 0, n), n, DAY_MS)
-            self._count_out(bisect_right(times, self.anchor_ms - TEN_MINUTES_MS, 0, n), n)
-        del times[:n], self.amounts[:n], self.merchants[:n], self.mccs[:n]
+        del self.times[:n], self.amounts[:n], self.merchants[:n], self.mccs[:n]
         del lats[:n], lons[:n]
 
     def note_dropped_location(self, located: Located) -> None:
@@ -124,8 +96,6 @@ class ExactList(msgspec.Struct, array_like=True, gc=False):
         oldest over ``cap``; return the end of the entries up to and including the new one."""
         t, amount, merchant, mcc, lat, lon = entry
         if index == len(self.times):  # the common case: the newest so far
-            if t > self.anchor_ms:
-                self._slide(t)
             self.times.append(t)
             self.amounts.append(amount)
             self.merchants.append(merchant)
@@ -139,37 +109,11 @@ class ExactList(msgspec.Struct, array_like=True, gc=False):
             self.mccs.insert(index, mcc)
             self.lats.insert(index, lat)
             self.lons.insert(index, lon)
-        anchor = self.anchor_ms
-        if t > anchor - DAY_MS:
-            merchants, mccs = self.merchants_24h, self.mccs_24h
-            merchants[merchant] = merchants.get(merchant, 0) + 1
-            mccs[mcc] = mccs.get(mcc, 0) + 1
-            if t > anchor - TEN_MINUTES_MS:
-                merchants = self.merchants_10m
-                merchants[merchant] = merchants.get(merchant, 0) + 1
         over = len(self.times) - cap
         if over <= 0:
             return index + 1
         self.drop_oldest(over)
         return max(0, index + 1 - over)
-
-    def _slide(self, anchor: int) -> None:
-        """Move the distinct-count windows forward to end at ``anchor``: count out the entries
-        they leave."""
-        times, old = self.times, self.anchor_ms
-        self.anchor_ms = anchor
-        for span in (TEN_MINUTES_MS, DAY_MS):
-            start = bisect_right(times, old - span)
-            if start < len(times) and times[start] <= anchor - span:
-                self._count_out(start, bisect_right(times, anchor - span, start), span)
-
-    def _count_out(self, start: int, end: int, span: int = TEN_MINUTES_MS) -> None:
-        """Count the entries ``[start:end]`` out of the multisets of the window ``span``."""
-        if span == DAY_MS:
-            _count_out(self.merchants_24h, self.merchants[start:end])
-            _count_out(self.mccs_24h, self.mccs[start:end])
-        else:
-            _count_out(self.merchants_10m, self.merchants[start:end])
 
     def previous(self, end: int, t: int) -> tuple[int | None, Located | None]:
         """The latest time and latest located event among entries before ``end`` (all at or
@@ -213,16 +157,11 @@ class ExactList(msgspec.Struct, array_like=True, gc=False):
         sum_cut = sum_1h + sum(amounts[start_cut:start_1h]) if start_cut < start_1h else sum_1h
         start_24h = bisect_right(times, t - DAY_MS, 0, start_cut) if start_cut else 0
         sum_24h = sum_cut + sum(amounts[start_24h:start_cut]) if start_24h < start_cut else sum_cut
-        if end == len(times) and t == self.anchor_ms:  # appended: the multisets answer
-            merchants_10m, merchants_24h = len(self.merchants_10m), len(self.merchants_24h)
-            mccs_24h = len(self.mccs_24h)
-        else:
-            seen = set(merchants[start_10m:end])
-            merchants_10m = len(seen)
-            if start_24h < start_10m:
-                seen.update(merchants[start_24h:start_10m])
-            merchants_24h = len(seen)
-            mccs_24h = len(set(self.mccs[start_24h:end]))
+        seen = set(merchants[start_10m:end])
+        merchants_10m = len(seen)
+        if start_24h < start_10m:
+            seen.update(merchants[start_24h:start_10m])
+        merchants_24h = len(seen)
         return (
             end - start_1m,
             sum_1m,
@@ -236,7 +175,7 @@ class ExactList(msgspec.Struct, array_like=True, gc=False):
             sum_cut,
             merchants_10m,
             merchants_24h,
-            mccs_24h,
+            len(set(self.mccs[start_24h:end])),
         )
 
 

@@ -10,8 +10,6 @@ proper; streams with later arrivals test what the state still covers for them.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,7 +26,6 @@ from features.card import (
     observe,
 )
 from features.transaction import Transaction
-from features.windows import ExactList
 from tests.support.oracle import (
     BUCKETED,
     DAY,
@@ -153,31 +150,6 @@ def test_replay_is_deterministic_and_states_survive_encoding(steps: list[Step]) 
         assert times == sorted(times)
         assert all(t > state.newest_ms - DEFAULT_PARAMS.horizon_ms for t in times)
         assert hours == sorted(set(hours))
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.lists(step, min_size=1, max_size=60), st.sampled_from([4, 1024]))
-def test_distinct_count_multisets_hold_the_entries_inside_their_windows(
-    steps: list[Step], cap: int
-) -> None:
-    """The state's per-window merchant and MCC counts, kept in step as entries arrive, leave
-    the windows or are dropped (by the horizon, or a small cap), equal a recount."""
-    params = FeatureParams(max_events=cap)
-    states: dict[str, CardState] = {}
-    for txn in stream_of(steps):
-        state, _ = observe(states.get(txn.card_id), txn, params)
-        states[txn.card_id] = state
-        exact = state.exact
-        if exact.times:
-            assert exact.anchor_ms == exact.times[-1]
-
-        def inside(values: list[str], span: int, exact: ExactList = exact) -> Counter[str]:
-            edge = exact.anchor_ms - span
-            return Counter(v for t, v in zip(exact.times, values, strict=True) if t > edge)
-
-        assert exact.merchants_10m == inside(exact.merchants, 10 * MIN)
-        assert exact.merchants_24h == inside(exact.merchants, DAY)
-        assert exact.mccs_24h == inside(exact.mccs, DAY)
 
 
 def test_window_edges_are_half_open() -> None:

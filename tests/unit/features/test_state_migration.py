@@ -1,4 +1,4 @@
-"""The state migration registry: the real steps (v1 -> v2 -> v3 -> v4) and a test-only v0 layout.
+"""The state migration registry: the real steps (v1 -> v2 -> v3) and a test-only v0 layout.
 
 No version before 1 was ever written, so the v0 layout here is made up: the same fields as v1,
 but amounts in 1/100 of the major unit instead of 1/10,000. Its step is registered per test.
@@ -28,7 +28,6 @@ from features.transaction import Transaction
 from features.windows import ExactList, HourBuckets
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, an hour boundary
-MIN, DAY = 60_000, 86_400_000
 V1 = [1, T0 + 60_000, [[T0, 123_400, "m_a"], [T0 + 60_000, 5_000, "m_b"], [T0 + 60_000, 1, "m_a"]]]
 V0 = [0, T0 + 60_000, [[T0, 1234, "m_a"], [T0 + 60_000, 50, "m_b"], [T0 + 60_000, 0.01, "m_a"]]]
 HOUR = T0 // 3_600_000
@@ -44,10 +43,6 @@ CURRENT = CardState(
         lons=[None] * 3,
         dropped_ms=None,
         dropped_loc=None,
-        anchor_ms=T0 + 60_000,
-        merchants_10m={"m_a": 2, "m_b": 1},
-        merchants_24h={"m_a": 2, "m_b": 1},
-        mccs_24h={UNKNOWN_MCC: 3},
     ),
     HourBuckets(
         hours=[HOUR - 1, HOUR],  # T0 closes the bucket (HOUR - 1) h, (HOUR) h]
@@ -85,10 +80,10 @@ def v0_registered() -> Iterator[None]:
 
 
 def test_the_current_version_decodes_unchanged() -> None:
-    assert STATE_VERSION == 4
+    assert STATE_VERSION == 3
     state, _ = observe(None, _txn(T0, "m_a"))
     raw = encode_state(state)
-    assert state_version(raw) == 4
+    assert state_version(raw) == 3
     assert migrate(raw) == state
 
 
@@ -115,32 +110,6 @@ def test_a_version_2_state_is_regrouped_without_loss() -> None:
     assert (buckets.hours, buckets.counts, buckets.sums) == tuple(V2[10:13])
     assert migrated.profile == (1.5, 2.0, 0.25, T0)
     assert (migrated.seen_devices, migrated.seen_merchants, migrated.seen_mccs) == tuple(V2[14:])
-
-
-def test_a_version_3_state_gains_the_distinct_counts_of_its_windows() -> None:
-    times = [T0 - DAY - 1, T0 - DAY, T0 - DAY + 1, T0 - 10 * MIN, T0 - 10 * MIN + 1, T0]
-    merchants = ["m_old", "m_a", "m_b", "m_b", "m_c", "m_a"]
-    mccs = ["1111", "5411", "5812", "5812", "5411", "5411"]
-    exact = [times, [1] * 6, merchants, mccs, [None] * 6, [None] * 6, None, None]
-    v3 = [3, T0 + 1, exact, [[], [], []], list(EMPTY_PROFILE), {}, {}, {}, ["t"], [T0]]
-    migrated = migrate(msgspec.msgpack.encode(v3))
-    assert migrated.exact.anchor_ms == T0  # the newest entry, not the newest time
-    assert migrated.exact.merchants_10m == {"m_c": 1, "m_a": 1}
-    assert migrated.exact.merchants_24h == {"m_b": 2, "m_c": 1, "m_a": 1}
-    assert migrated.exact.mccs_24h == {"5812": 2, "5411": 2}
-    assert (migrated.ids, migrated.id_marks) == (["t"], [T0])
-    _, vector = observe(migrated, _txn(T0, "m_d"))  # at the anchor: its windows are theirs
-    features = dict(zip(CARD_FEATURE_NAMES, vector, strict=True))
-    assert features["distinct_merchants_10m"] == 3.0
-    assert features["distinct_merchants_24h"] == 4.0
-    assert features["distinct_mccs_24h"] == 2.0
-
-
-def test_an_empty_version_3_state_is_anchored_at_its_newest_time() -> None:
-    v3 = [3, T0, [[], [], [], [], [], [], None, None], [[], [], []], [0.0, 0.0, 0.0, 0]]
-    migrated = migrate(msgspec.msgpack.encode([*v3, {}, {}, {}, [], []]))
-    assert migrated.exact.anchor_ms == T0
-    assert migrated.exact.merchants_24h == {}
 
 
 def test_a_migrated_state_keeps_scoring_from_its_events() -> None:
