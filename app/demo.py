@@ -1,6 +1,11 @@
 """``fraudscore demo``: real transactions scored by a real worker on the local broker.
 
-Starts a worker process, feeds generated traffic (with some malformed records), follows the
+First the merchant risk: the registry database is brought to this build's schema, the labels
+of the traffic's synthetic history (:func:`models.default.history_labels`: chargebacks and
+verdicts about the same cards and merchants in the weeks before) go to the labels topic, and
+the merchant-risk aggregator (``fraudscore merchant-risk``) runs until it has published the
+snapshot of the traffic's day, so the worker's decisions carry merchant features. Then it
+starts a worker process, feeds generated traffic (with some malformed records), follows the
 decisions and dead letters as a ``read_committed`` consumer would, and sums them up. The last
 ``authorized`` transactions of the stream are sent by the authorizer (:mod:`app.authorizer`)
 instead of the load generator: one by one, each waiting for its decision, so the summary
@@ -23,12 +28,17 @@ import msgspec
 from aiokafka import AIOKafkaConsumer
 
 from app.authorizer import AuthorizerResult, authorize
-from app.loadgen import LoadgenResult, produce
+from app.db.engine import create_db_engine
+from app.db.merchant_risk import published_days
+from app.db.migration import upgrade
+from app.loadgen import LoadgenResult, produce, send_labels
 from app.pacer import paced_records
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
-from models.synthetic import SyntheticTransaction, generate
-from sinks.kafka import client_options, ensure_topics, topic_partitions
+from features.merchant import day_of, version_name
+from models.default import history_labels
+from models.synthetic import DEFAULT_START_MS, SyntheticTransaction, generate
+from sinks.kafka import bulk_producer, client_options, ensure_topics, topic_partitions
 
 
 class DemoView(Protocol):
@@ -47,6 +57,9 @@ class DemoSummary:
     reasons: Counter[str] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)
     fraud_outcomes: Counter[str] = field(default_factory=Counter)
+    history_labels: int = 0  # sent to the merchant-risk aggregator
+    merchant_snapshots: Counter[str] = field(default_factory=Counter)  # version -> decisions
+    known_merchants: int = 0  # decisions at a merchant with labels in the last 30 days
     elapsed_s: float = 0.0
 
     @property
@@ -72,10 +85,18 @@ async def run_demo(
     fraud_ids = _fraud_ids(generate(generated, cards=cards, seed=seed))
     fraud_ids |= _fraud_ids(islice(generate(count, cards=cards, seed=seed), generated, None))
     summary = DemoSummary()
-    follower = await _follower(settings)
-    worker = WorkerProcess(settings, demo_log(settings))
+    await asyncio.to_thread(_upgrade_registry, settings)
+    log = demo_log(settings, "merchant-risk")
+    aggregator = WorkerProcess(settings, log, command="merchant-risk")
+    worker: WorkerProcess | None = None
+    follower: AIOKafkaConsumer | None = None
     started = time.monotonic()
     try:
+        summary.history_labels = await _send_history(settings, cards=cards, seed=seed)
+        await _snapshot_published(settings, aggregator, day_of(DEFAULT_START_MS), timeout_s)
+        follower = await _follower(settings)
+        worker = WorkerProcess(settings, demo_log(settings))
+        started = time.monotonic()
         watch = _Watch(settings, view, summary, fraud_ids, caught_up_at=generated)
         follow = asyncio.create_task(watch.follow(follower, count, malformed))
         summary.loadgen = await produce(
@@ -96,9 +117,53 @@ async def run_demo(
         await asyncio.wait_for(follow, timeout_s)
     finally:
         summary.elapsed_s = time.monotonic() - started
-        worker.stop()
-        await follower.stop()
+        if worker is not None:
+            worker.stop()
+        if follower is not None:
+            await follower.stop()
+        aggregator.stop()
     return summary
+
+
+def _upgrade_registry(settings: FraudscoreSettings) -> None:
+    """Bring the registry database (labels, snapshots) to this build's schema."""
+    engine = create_db_engine(settings)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+async def _send_history(settings: FraudscoreSettings, *, cards: int, seed: int) -> int:
+    """Send the labels of the traffic's synthetic history to the labels topic; return how
+    many."""
+    labels = history_labels(seed, cards)
+    producer = bulk_producer(settings)
+    await producer.start()
+    try:
+        await send_labels(producer, settings, labels)
+    finally:
+        await producer.stop()
+    return len(labels)
+
+
+async def _snapshot_published(
+    settings: FraudscoreSettings, aggregator: WorkerProcess, day: int, timeout_s: float
+) -> None:
+    """Wait until the aggregator has published the merchant snapshot of ``day``."""
+    delay = settings.merchant_risk_delay_days
+    engine = create_db_engine(settings)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while day not in await asyncio.to_thread(published_days, engine, delay):
+            if aggregator.process.poll() is not None or time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the merchant-risk aggregator did not publish {version_name(day, delay)}"
+                    f" (log: {aggregator.log_path})"
+                )
+            await asyncio.sleep(0.25)
+    finally:
+        engine.dispose()
 
 
 def _fraud_ids(transactions: Iterable[SyntheticTransaction]) -> set[object]:
@@ -168,10 +233,14 @@ class _Watch:
         self.summary.reasons.update(map(str, decision["reasons"]))  # type: ignore[call-overload]
         if decision["transaction_id"] in self.fraud_ids:
             self.summary.fraud_outcomes[outcome] += 1
+        self.summary.merchant_snapshots[str(decision.get("merchant_risk_version"))] += 1
+        features = decision.get("features")
+        if isinstance(features, dict) and features.get("merchant_labelled_30d", 0.0) > 0.0:
+            self.summary.known_merchants += 1
         self.view.decided(decision)
 
 
-def demo_log(settings: FraudscoreSettings) -> Path:
-    """Where the demo's worker writes its log."""
+def demo_log(settings: FraudscoreSettings, process: str = "worker") -> Path:
+    """Where the demo's worker (or merchant-risk aggregator) writes its log."""
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    return settings.var_dir / "demo-worker.log"
+    return settings.var_dir / f"demo-{process}.log"

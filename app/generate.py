@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from app.loadgen import Outgoing, send_paced
+from app.loadgen import Outgoing, send_labels, send_paced
 from app.settings import FraudscoreSettings
 from models.label import FRAUD
 from models.synthetic import Labeller, encode_record, simulate
@@ -96,8 +96,7 @@ async def _write(
                 on_progress(max(item.event_time_ms for item in chunk))
     labels = sink.labels
     if producer is not None:
-        outgoing = (Outgoing(x.key, encode_record(x.wire()), None, False) for x in labels)
-        await send_paced(producer, settings.labels_topic, outgoing, 0, None)
+        await send_labels(producer, settings, labels)
     return GenerateResult(
         directory=out,
         transactions=transactions,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from random import Random
@@ -19,6 +19,7 @@ from typing import NamedTuple
 from aiokafka import AIOKafkaProducer
 
 from app.settings import FraudscoreSettings
+from models.label import LabelRecord
 from models.synthetic import encode_record, generate, malformed_records
 from sinks.kafka import bulk_producer, ensure_topics
 
@@ -142,3 +143,11 @@ async def send_paced(
         if rate > 0 and (ahead := started + sent / rate - loop.time()) > 0:
             await asyncio.sleep(ahead)
     return valid, fraud, sent - valid
+
+
+async def send_labels(
+    producer: AIOKafkaProducer, settings: FraudscoreSettings, labels: Iterable[LabelRecord]
+) -> None:
+    """Send label records to the labels topic (keyed by card token), in the given order."""
+    outgoing = (Outgoing(x.key, encode_record(x.wire()), None, False) for x in labels)
+    await send_paced(producer, settings.labels_topic, outgoing, 0, None)

@@ -9,7 +9,7 @@ on the recorded vector, and compares score (bit for bit), decision and reason co
 Where the versions come from, in order: the registry (any status: retired models and
 inactive policies count); else the configured model and policy, but only when their versions
 are the recorded ones: ``FRAUDSCORE_MODEL_PATH``'s artefact, or the built-in default model
-(``default-gbc-1``), and the configured thresholds (``default-1``). Those two versions do not
+(``default-gbc-2``), and the configured thresholds (``default-1``). Those two versions do not
 pin what they stand for (the default model's training code, the threshold settings can
 change), so the result says where each came from. Anything else is a
 :class:`~app.errors.ReproductionError`.

@@ -21,7 +21,10 @@ active hours. Now and then a card makes a follow-up purchase a little later.
 
 Fraud scenarios (the ``scenario`` label; about ``fraud_rate`` of all records in the long run):
 
-- ``card_testing``: 5-20 tiny online amounts (0.50-5.00) at as many merchants within a minute;
+- ``card_testing``: 5-20 tiny online amounts (0.50-5.00) at as many merchants within a minute,
+  about half of them at a small set of web shops with weak checks that every card tester
+  keeps coming back to (so those shops build up a history of fraud labels), the rest at
+  one-off shops;
 - ``account_takeover``: a new device far from home, 3-6 high amounts within minutes;
 - ``gift_card_cashout``: 4-8 round hundreds at one or two gift-card sellers within two minutes;
 - ``compromised_merchant``: a merchant's terminal is skimmed for 1-7 days; 3-8 of its customers
@@ -165,6 +168,8 @@ _CASHOUT_MCCS = ("5311", "5999")
 _GIFT_CARD_UNITS = (100, 150, 200, 250, 300, 500)
 _CITY_POOL = 401  # merchants per city; prime, so every stride walks distinct merchants
 _ONLINE_POOL = 307
+_TESTING_SITES = 29  # web shops with weak checks that card testers share (at most 20 a burst)
+TESTING_SITE_SHARE = 0.5  # of card-testing purchases, at one of those (the rest: one-off shops)
 _ZIPF_CUM = tuple(tuple(accumulate(1.0 / rank for rank in range(1, n + 1))) for n in range(16))
 _FOLLOW_UP_P = 0.12  # a genuine purchase is followed by another one on the same card
 # Per scenario: its weight among fraud episodes, and the mean fraud records of an episode.
@@ -357,6 +362,7 @@ class _Traffic:
             raise ValueError(f"scenarios must be some of {SCENARIOS}, not {scenarios}")
         self._seed = seed
         rng = self._rng = Random(f"fraudscore.synthetic/{seed}")
+        self._site_rng = Random(f"fraudscore.synthetic/{seed}/testing sites")
         self._start_ms = start_ms
         self._scenarios = scenarios
         self._scenario_weights = [_EPISODES[s][0] for s in scenarios]
@@ -554,22 +560,42 @@ class _Traffic:
         rng = self._rng
         device = None if rng.random() < 0.5 else "dev_" + _letters(rng, 16)
         currency = card.city.currency
-        return [
-            _Draft(
-                event_time_ms=t + offset,
-                card=card,
-                merchant_id="m_" + _letters(rng, 12),
-                mcc=rng.choice(_TESTING_MCCS),
-                currency=currency,
-                amount_minor=_minor(rng.uniform(0.5, 5.0), currency),
-                device_id=device,
-                lat=None,
-                lon=None,
-                time_encoding=self._time_encoding(),
-                scenario="card_testing",
+        offsets = self._offsets(rng.randint(5, 20), 15_000, 58_000)
+        drafts = []
+        for offset, site in zip(offsets, self._known_sites(len(offsets)), strict=True):
+            merchant_id, mcc = "m_" + _letters(rng, 12), rng.choice(_TESTING_MCCS)
+            if site is not None:
+                merchant_id, mcc = site.merchant_id, site.mcc
+            drafts.append(
+                _Draft(
+                    event_time_ms=t + offset,
+                    card=card,
+                    merchant_id=merchant_id,
+                    mcc=mcc,
+                    currency=currency,
+                    amount_minor=_minor(rng.uniform(0.5, 5.0), currency),
+                    device_id=device,
+                    lat=None,
+                    lon=None,
+                    time_encoding=self._time_encoding(),
+                    scenario="card_testing",
+                )
             )
-            for offset in self._offsets(rng.randint(5, 20), 15_000, 58_000)
-        ]
+        return drafts
+
+    def _known_sites(self, n: int) -> list[_Merchant | None]:
+        """For each of a burst's ``n`` purchases, one of the web shops card testers keep coming
+        back to (:data:`TESTING_SITE_SHARE` of them, all distinct) or None (a shop of its own).
+        Drawn from a random stream of their own, so the rest of the traffic is as it was."""
+        pool = self._pools.get("testing sites")
+        if pool is None:
+            named = Random(f"fraudscore.synthetic/{self._seed}/merchants/testing sites")
+            pool = self._pools["testing sites"] = tuple(
+                self._merchant(named, _BY_MCC[named.choice(_TESTING_MCCS)], None)
+                for _ in range(_TESTING_SITES)
+            )
+        rng = self._site_rng
+        return [s if rng.random() < TESTING_SITE_SHARE else None for s in rng.sample(pool, n)]
 
     def _account_takeover(self, t: int, card: _Card) -> list[_Draft]:
         rng = self._rng

@@ -91,6 +91,12 @@ def _print_summary(summary: DemoSummary) -> None:
     table.add_row(
         "dead letters", ", ".join(f"{r} x{n}" for r, n in sorted(summary.dead_letters.items()))
     )
+    snapshots = ", ".join(f"{v} x{n:,}" for v, n in sorted(summary.merchant_snapshots.items()))
+    table.add_row(
+        "merchant risk",
+        f"{summary.history_labels:,} history labels aggregated; snapshots used: {snapshots}; "
+        f"{summary.known_merchants:,} decisions at merchants with labels in the last 30 days",
+    )
     stdout.print(table)
 
 
@@ -120,7 +126,8 @@ def demo(
         ),
     ] = 250,
 ) -> None:
-    """Start the local Kafka and a worker, feed generated traffic, and watch decisions live.
+    """Start the local Kafka, the merchant-risk aggregator and a worker, feed generated
+    traffic, and watch decisions live.
 
     Everything runs on the embedded defaults (Kafka on 127.0.0.1:9092, state under ./var).
     The broker keeps running afterwards; stop it with `fraudscore kafka down`.
@@ -154,5 +161,6 @@ def demo(
     if summary.authorizer is not None:
         stdout.print(result_table(summary.authorizer, title="the authorizer's view"))
     console.print(
-        f"worker log: {demo_log(settings)}; broker still running (`fraudscore kafka down`)"
+        f"logs: {demo_log(settings)}, {demo_log(settings, 'merchant-risk')}; "
+        "broker still running (`fraudscore kafka down`)"
     )

@@ -87,7 +87,7 @@ def test_a_rows_score_does_not_depend_on_its_neighbours(
 
 def test_training_is_deterministic(scorer: Scorer, rows: list[FeatureVector]) -> None:
     again = train_default_model(seed=3, count=8000)
-    assert again.version == scorer.version == "default-gbc-1+seed3.n8000"
+    assert again.version == scorer.version == "default-gbc-2+seed3.n8000"
     assert _bits(again.score_batch(rows)) == _bits(scorer.score_batch(rows))
 
 

@@ -151,6 +151,11 @@ def test_card_testing_is_a_burst_of_tiny_amounts_at_many_merchants(
         assert len({txn.merchant_id for txn in txns}) == len(txns)
         times = [txn.event_time_ms for txn in txns]
         assert max(times) - min(times) <= 60_000
+    # card testers come back to a few web shops: about half of the purchases, across bursts
+    merchants = Counter(txn.merchant_id for txns in bursts.values() for txn in txns)
+    shared = sum(n for n in merchants.values() if n > 1)
+    assert 0.3 <= shared / merchants.total() <= 0.7
+    assert len([m for m, n in merchants.items() if n > 1]) <= 29
 
 
 def test_account_takeover_uses_a_new_device_and_high_amounts(
