@@ -130,6 +130,7 @@ class Measured:
     broker_us: float | None
     verdict: Verdict
     load: Load
+    output_topic: str
 
 
 @dataclass(slots=True)
@@ -189,6 +190,7 @@ async def _passthrough(opts: Options, input_topic: str, c: Contender, n: int) ->
         broker_us=broker_us,
         verdict=await _verified(settings, settings.decisions_topic, opts.events),
         load=load,
+        output_topic=settings.decisions_topic,
     )
 
 
@@ -205,6 +207,7 @@ async def _stream_processor(opts: Options, input_topic: str, c: Contender, n: in
         broker_us=result.broker_us,
         verdict=await _verified(settings, settings.decisions_topic, opts.events),
         load=result.load,
+        output_topic=settings.decisions_topic,
     )
 
 
@@ -216,7 +219,7 @@ async def run_bench(
     generator, cards and seed) instead of ``opts.events``."""
     await asyncio.to_thread(cached_default_model, opts.base.model_cache_dir)  # trained once
     results = [Result(c) for c in chosen]
-    paced = [r for r in results if r.contender.paced]
+    paced = [r for r in results if r.contender.paced and opts.rates]
     sizes = {opts.events} | {min(opts.events, capped_events) for c in chosen if c.capped}
     steps = len(sizes) + opts.rounds * len(results) + len(paced)
     task = progress.add_task("pre-producing the input", total=steps)
@@ -396,8 +399,8 @@ def versions(quix_python: Path) -> str:
 
 
 _QUIX_VERSIONS = (
-    "import quixstreams, confluent_kafka; "
-    "print(f'{quixstreams.__version__} (confluent-kafka {confluent_kafka.version()[0]})')"
+    "from importlib.metadata import version as v; "
+    "print(f\"{v('quixstreams')} (confluent-kafka {v('confluent-kafka')})\")"
 )
 
 

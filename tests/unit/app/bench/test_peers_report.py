@@ -18,7 +18,7 @@ LOAD = Load(1.0, 2.0)
 
 
 def _measured(rate: float, outcome: Verdict = EXACT) -> Measured:
-    return Measured(10, rate, 80.0, 20.0, outcome, LOAD)
+    return Measured(10, rate, 80.0, 20.0, outcome, LOAD, "decisions")
 
 
 def _latency(rate: int, p_ms: float, contender: str) -> Latency:
