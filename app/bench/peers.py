@@ -333,10 +333,11 @@ def chart(results: Sequence[Result], rates: Sequence[int], path: Path, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    labels = [
-        f"{r.contender.name}\n{r.contender.guarantee}" + ("" if r.exact else "\n(NOT EXACT)")
-        for r in results
-    ]
+    def label(r: Result) -> str:
+        name = r.contender.name.replace(" ", "\n", 1)
+        return f"{name}\n{r.contender.guarantee}" + ("" if r.exact else "\n(NOT EXACT)")
+
+    labels = [label(r) for r in results]
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
     bars = left.bar(range(len(results)), [r.rate for r in results], color="tab:blue")
     for bar, r in zip(bars, results, strict=True):
@@ -353,10 +354,13 @@ def chart(results: Sequence[Result], rates: Sequence[int], path: Path, title: st
         finite = [v if v != float("inf") else 0.0 for v in values]
         left_edges = [x + i * width for x in range(len(paced))]
         right.bar(left_edges, finite, width, label=f"{rate:,} TPS offered")
+        for x, value in zip(left_edges, values, strict=True):
+            if value == float("inf"):  # some ids never decided: no finite p99 to draw
+                right.annotate("not\ndecided", (x, P99_TARGET_MS), ha="center", fontsize=6)
     right.axhline(P99_TARGET_MS, color="grey", linestyle="--", label=f"{P99_TARGET_MS:.0f} ms")
     right.set_xticks(
         [x + width * (len(rates) - 1) / 2 for x in range(len(paced))],
-        [f"{r.contender.name}\n{r.contender.guarantee}" for r in paced],
+        [label(r) for r in paced],
         fontsize=7,
     )
     right.set_yscale("log")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app.bench.exactly_once import Options
@@ -26,7 +27,7 @@ from app.bench.peers import (
     report,
     run_bench,
 )
-from app.cli.console import console, stdout
+from app.cli.console import console
 from app.settings import get_settings
 
 _ALL = "ceiling-confluent,ceiling-aiokafka,fraudscore-alo,fraudscore-eo,quix-eo,faust-eo"
@@ -135,6 +136,7 @@ def bench(
 
 def _report(results: list[Result], opts: Options, png: Path, show_markdown: bool) -> None:
     tables = report(results, opts.rates)
+    stdout = Console(width=None if sys.stdout.isatty() else 220)  # a wide table in a file too
     for table in tables:
         stdout.print(table)
     chart(results, opts.rates, png, f"fraudscore bench, {opts.events:,} events")
