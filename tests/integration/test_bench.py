@@ -4,7 +4,7 @@ and the textbook faust-streaming contender each decide the same 300 transactions
 verifier reads every output with read_committed. fraudscore and Quix must be exact; for
 Faust the test asserts that the verdict is what an independent read of its output finds
 (its exactly-once is known not to hold under faults, /work/shared/design/streaming-core.md),
-not that it is exact."""
+not that it is exact. Part of ``--soak`` (too slow for the default run's budget)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,12 @@ async def _independent_count(settings: FraudscoreSettings, result: Result) -> Co
 
 
 async def test_contenders_decide_the_same_input_and_are_verified(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    if not request.config.getoption("--soak"):
+        # three stream processors started one after the other: ~100 s on the shared 2-core
+        # machine (load 12), over the default run's budget
+        pytest.skip("part of --soak")
     assert DEFAULT_QUIX_PYTHON.exists(), "run `bash .ci/install-bench` (part of .ci/install)"
     base = get_settings().model_copy(update={"kafka_bootstrap": kafka_bootstrap})
     opts = Options(
