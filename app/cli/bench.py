@@ -10,25 +10,18 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.bench.exactly_once import Options
-from app.bench.peers import (
-    DEFAULT_QUIX_PYTHON,
-    Result,
-    as_markdown,
-    chart,
-    contenders,
-    header,
-    report,
-    run_bench,
-)
 from app.cli.console import console
 from app.settings import get_settings
+
+if TYPE_CHECKING:  # the benchmark's modules load only when it runs (not at every CLI start)
+    from app.bench.exactly_once import Options
+    from app.bench.peers import Result
 
 _ALL = "ceiling-confluent,ceiling-aiokafka,fraudscore-alo,fraudscore-eo,quix-eo,faust-eo"
 
@@ -70,9 +63,12 @@ def bench(
         typer.Option(help="The broker's pid on this machine, to report its CPU separately"),
     ] = None,
     quix_python: Annotated[
-        Path,
-        typer.Option(help="Python of the Quix Streams virtualenv (made by .ci/install-bench)"),
-    ] = DEFAULT_QUIX_PYTHON,
+        Path | None,
+        typer.Option(
+            help="Python of the Quix Streams virtualenv (default: .venv-quix/bin/python of "
+            "this checkout, made by .ci/install-bench)"
+        ),
+    ] = None,
     chart_path: Annotated[
         Path | None,
         typer.Option("--chart", help="Where to write the PNG chart (default: in the run dir)"),
@@ -93,6 +89,10 @@ def bench(
     is not exact is flagged, never hidden. Needs the broker (`fraudscore kafka up`) and, for
     Quix Streams, its own virtualenv (`bash .ci/install-bench`).
     """
+    from app.bench.exactly_once import Options  # noqa: PLC0415 - see TYPE_CHECKING above
+    from app.bench.peers import DEFAULT_QUIX_PYTHON, contenders, header, run_bench  # noqa: PLC0415
+
+    quix_python = quix_python or DEFAULT_QUIX_PYTHON
     table = contenders(quix_python)
     chosen = [name.strip() for name in only.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in table]
@@ -135,6 +135,8 @@ def bench(
 
 
 def _report(results: list[Result], opts: Options, png: Path, show_markdown: bool) -> None:
+    from app.bench.peers import as_markdown, chart, report  # noqa: PLC0415
+
     tables = report(results, opts.rates)
     stdout = Console(width=None if sys.stdout.isatty() else 220)  # a wide table in a file too
     for table in tables:
