@@ -23,12 +23,11 @@ from pathlib import Path
 
 import faust
 
-from app.bench.peer_pipeline import PeerDecider, contender_config, observe
+from app.bench.peer_pipeline import MAX_RECORD_BYTES, PeerDecider, contender_config, observe
 from features.transaction import Transaction
 from features.validation import decode_transaction
-from models.pipeline import Source
+from models.pipeline import SourceRecord
 
-_MAX_RECORD_BYTES = 8192
 _PARTITIONS = 4
 
 
@@ -54,13 +53,15 @@ def build() -> faust.Worker:
     @app.agent(source)
     async def score(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            txn = decode_transaction(event.value, max_bytes=_MAX_RECORD_BYTES)
+            txn = decode_transaction(event.value, max_bytes=MAX_RECORD_BYTES)
             if not isinstance(txn, Transaction):
                 continue  # the peers keep no dead-letter topic; the input has no bad records
             events, features = observe(cards[event.key], txn)
             cards[event.key] = events
             message = event.message
-            at = Source(message.topic, message.partition, message.offset)
+            at = SourceRecord(
+                message.topic, message.partition, message.offset, event.key, event.value
+            )
             await sink.send(key=event.key, value=decider.decide(txn, features, at))
             yield None
 

@@ -18,8 +18,9 @@ fair port would add at a cost the peers here do not pay) and the merchant-risk f
 (:data:`features.merchant.NO_RISK`: fraudscore's worker also scores with those when it has
 no merchant snapshots, as in the benchmark).
 
-The decision record is :class:`models.pipeline.DecisionRecord` (same fields, same JSON
-encoder as the worker), so the peers write as many bytes per decision as fraudscore.
+Scoring, policy, reason codes and the decision record are the worker's own
+(:meth:`models.pipeline.Pipeline.decide`, one transaction per call), so the peers write the
+same bytes per decision as fraudscore.
 """
 
 from __future__ import annotations
@@ -34,16 +35,10 @@ from app.model_cache import cached_default_model
 from features.calendar import local_time_flags
 from features.card import NO_PREVIOUS_S, FeatureVector
 from features.merchant import MERCHANT_FEATURE_NAMES, NO_RISK
-from features.schema import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
+from features.schema import FEATURE_NAMES
 from features.transaction import Transaction
-from models.pipeline import (
-    DecisionRecord,
-    Source,
-    encode_decision,
-    format_amount,
-    format_event_time,
-)
-from models.policy import Outcome, Policy, decide, model_reasons
+from models.pipeline import Featurized, Pipeline, SourceRecord, encode_decision
+from models.policy import Policy
 from models.scorer import Scorer
 
 CONFIG_ENV: Final = "FRAUDSCORE_BENCH_CONTENDER"
@@ -78,6 +73,7 @@ _WINDOWS_MS: Final = (60 * _SECOND, 600 * _SECOND, 3600 * _SECOND, 86_400 * _SEC
                       7 * 86_400 * _SECOND, 30 * 86_400 * _SECOND)  # fmt: skip
 _DAY_MS: Final = 86_400 * _SECOND
 _MONTH_MS: Final = _WINDOWS_MS[-1]
+MAX_RECORD_BYTES: Final = 8192  # the worker's max_record_bytes default
 _UNITS: Final = 10_000  # amounts kept in 1/10,000 of the major unit, as fraudscore does
 CONSTANT_FEATURES: Final[dict[str, float]] = {
     "amount_zscore": 0.0,
@@ -126,44 +122,21 @@ def observe(events: CardEvents, txn: Transaction) -> tuple[CardEvents, dict[str,
 
 class PeerDecider:
     """The default model (the one the worker uses without ``FRAUDSCORE_MODEL_PATH``) and the
-    default policy, deciding one transaction at a time."""
+    default policy, deciding one transaction at a time with the worker's own decision code
+    (:meth:`models.pipeline.Pipeline.decide`: score, policy, reason codes, record)."""
 
     def __init__(self, scorer: Scorer) -> None:
-        self.scorer = scorer
-        self.policy = Policy()
+        self.pipeline = Pipeline(scorer=scorer, policy=Policy(), max_record_bytes=MAX_RECORD_BYTES)
 
     @classmethod
     def default(cls, config: ContenderConfig) -> PeerDecider:
         """With the default model, trained or loaded as the worker does (:mod:`app.model_cache`)."""
         return cls(cached_default_model(Path(config.model_cache_dir)))
 
-    def decide(self, txn: Transaction, features: dict[str, float], source: Source) -> bytes:
-        """The encoded decision record of ``txn``."""
+    def decide(self, txn: Transaction, features: dict[str, float], record: SourceRecord) -> bytes:
+        """The encoded decision record of ``txn``, read as ``record``."""
         values = features | CONSTANT_FEATURES
         vector: FeatureVector = tuple(values[name] for name in FEATURE_NAMES)
-        score = self.scorer.score_batch([vector])[0]
-        decision = decide(score, vector, self.policy)
-        reasons = decision.reasons
-        if decision.outcome is not Outcome.APPROVE:
-            pushes = self.scorer.contributions([vector])
-            if pushes is not None:
-                reasons = (*reasons, *model_reasons(pushes[0], self.scorer.feature_names))
-        record = DecisionRecord(
-            transaction_id=txn.transaction_id,
-            card_id=txn.card_id,
-            amount=format_amount(txn),
-            currency=txn.currency,
-            merchant_id=txn.merchant_id,
-            event_time=format_event_time(txn.event_time_ms),
-            score=score,
-            decision=decision.outcome.value,
-            reasons=reasons,
-            model_version=self.scorer.version,
-            policy_version=self.policy.version,
-            feature_schema_version=FEATURE_SCHEMA_VERSION,
-            features=dict(zip(FEATURE_NAMES, vector, strict=True)),
-            merchant_risk_version=None,
-            late=False,
-            source=source,
-        )
-        return encode_decision(record)
+        accepted = Featurized(record, txn, vector, late=False, merchant_risk_version=None)
+        ((_, decision),) = self.pipeline.decide([accepted])
+        return encode_decision(decision)

@@ -21,12 +21,16 @@ from typing import Any
 
 from quixstreams import Application, State, message_context
 
-from app.bench.peer_pipeline import CardEvents, PeerDecider, contender_config, observe
+from app.bench.peer_pipeline import (
+    MAX_RECORD_BYTES,
+    CardEvents,
+    PeerDecider,
+    contender_config,
+    observe,
+)
 from features.transaction import Transaction
 from features.validation import decode_transaction
-from models.pipeline import Source
-
-_MAX_RECORD_BYTES = 8192
+from models.pipeline import SourceRecord
 
 
 def main() -> None:
@@ -46,14 +50,14 @@ def main() -> None:
     sink = app.topic(config.output_topic, value_serializer="bytes")
 
     def decide(raw: bytes, state: State) -> bytes | None:
-        txn = decode_transaction(raw, max_bytes=_MAX_RECORD_BYTES)
+        txn = decode_transaction(raw, max_bytes=MAX_RECORD_BYTES)
         if not isinstance(txn, Transaction):
             return None  # the peers keep no dead-letter topic; the input has no bad records
         events: CardEvents = state.get("events", [])
         events, features = observe(events, txn)
         state.set("events", events)
         context = message_context()
-        at = Source(context.topic, context.partition, context.offset)
+        at = SourceRecord(context.topic, context.partition, context.offset, None, raw)
         return decider.decide(txn, features, at)
 
     def decided(value: Any) -> bool:

@@ -14,7 +14,7 @@ from features import card
 from features.card import CARD_FEATURE_NAMES, CardState
 from features.transaction import Transaction
 from features.validation import decode_transaction
-from models.pipeline import Source
+from models.pipeline import SourceRecord
 from models.synthetic import encode_record, generate
 
 # exact in fraudscore (7d/30d are hourly buckets there, exact here)
@@ -67,7 +67,7 @@ def test_decision_record_names_the_transaction() -> None:
     decider = PeerDecider(cached_default_model(get_settings().model_cache_dir))
     txn = _traffic(1)[0]
     _, values = observe([], txn)
-    raw = decider.decide(txn, values, Source("in", 2, 17))
+    raw = decider.decide(txn, values, SourceRecord("in", 2, 17, None, b"{}"))
     decided = msgspec.json.decode(raw)
     assert decided["transaction_id"] == txn.transaction_id
     assert decided["decision"] in {"APPROVE", "REVIEW", "DECLINE"}
