@@ -36,7 +36,7 @@ import asyncio
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -83,7 +83,7 @@ class Contender:
         return self.passthrough_client is None
 
 
-def _peer(module: str, python: Callable[[], str]) -> Launch:
+def _peer(module: str, python: str) -> Launch:
     def launch(settings: FraudscoreSettings) -> tuple[list[str], dict[str, str]]:
         config = ContenderConfig(
             bootstrap=settings.kafka_bootstrap,
@@ -96,7 +96,7 @@ def _peer(module: str, python: Callable[[], str]) -> Launch:
             commit_every=settings.checkpoint_max_records,
             model_cache_dir=str(settings.model_cache_dir),
         )
-        return [python(), "-m", module], config.env()
+        return [python, "-m", module], config.env()
 
     return launch
 
@@ -109,12 +109,12 @@ def contenders(quix_python: Path) -> dict[str, Contender]:
         "fraudscore-alo": Contender("fraudscore", ALO),
         "fraudscore-eo": Contender("fraudscore", EO),
         "quix-eo": Contender(
-            "Quix Streams", EO, launch=_peer("app.bench.quix_contender", lambda: str(quix_python))
+            "Quix Streams", EO, launch=_peer("app.bench.quix_contender", str(quix_python))
         ),
         "faust-eo": Contender(
             "faust-streaming",
             EO,
-            launch=_peer("app.bench.faust_contender", lambda: sys.executable),
+            launch=_peer("app.bench.faust_contender", sys.executable),
             capped=True,
         ),
     }
