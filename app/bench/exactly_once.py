@@ -134,7 +134,6 @@ class Throughput:
     dead_letters: int
     retries: int  # checkpoint warnings in the worker's log
     load: Load
-    contender: str = "fraudscore"
 
     @property
     def rate(self) -> float:
@@ -271,7 +270,7 @@ async def throughput_run(
     retries = count_in_log(worker.log_path, _RETRY)
     result = _throughput(
         guarantee=guarantee, n=n, w=window, spawned=spawned, opts=opts, dlq=dlq, load=load,
-        retries=retries, contender=contender,
+        retries=retries,
     )  # fmt: skip
     return result, settings
 
@@ -286,7 +285,6 @@ def _throughput(
     dlq: int,
     load: Load,
     retries: int,
-    contender: str,
 ) -> Throughput:
     expected = {f"tx_{_SEED}_{i:09d}" for i in range(opts.events)}
     broker = None
@@ -309,7 +307,6 @@ def _throughput(
         dead_letters=dlq,
         retries=retries,
         load=load,
-        contender=contender,
     )
 
 
@@ -350,7 +347,6 @@ class Latency:
     worker_cpu_share: float  # worker CPU seconds per wall second during the phase
     worker_queued_share: float  # worker main thread waiting for a CPU, per wall second
     load: Load
-    contender: str = "fraudscore"
 
     def p(self, q: float) -> float:
         """Percentile over everything sent: an id never decided counts as infinitely late."""
@@ -406,8 +402,6 @@ async def latency_phase(
     workers: Sequence[WorkerProcess],
     records: list[Paced],
     rate: int,
-    *,
-    contender: str = "fraudscore",
 ) -> Latency:
     producer = request_producer(settings)
     await producer.start()
@@ -441,7 +435,6 @@ async def latency_phase(
     queued_share = (queued() - queued_before) / wall
     total, in_worker = phase.latencies()
     return Latency(
-        contender=contender,
         guarantee=settings.processing_guarantee,
         offered_tps=rate,
         achieved_tps=len(phase.sent) / elapsed,
@@ -500,9 +493,7 @@ async def latency(
     try:
         await _warm_up(settings, follower, workers)
         for rate, records in workloads.items():
-            result = await latency_phase(
-                settings, follower, workers, records, rate, contender=contender
-            )
+            result = await latency_phase(settings, follower, workers, records, rate)
             console.print(
                 f"  {contender} {guarantee} {rate:,} TPS offered "
                 f"({result.achieved_tps:,.0f} achieved): "

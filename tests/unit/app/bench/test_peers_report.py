@@ -21,12 +21,11 @@ def _measured(rate: float, outcome: Verdict = EXACT) -> Measured:
     return Measured(10, rate, 80.0, 20.0, outcome, LOAD, "decisions")
 
 
-def _latency(rate: int, p_ms: float, contender: str) -> Latency:
+def _latency(rate: int, p_ms: float) -> Latency:
     return Latency(
         guarantee=EO, offered_tps=rate, achieved_tps=rate, sent=100, decided=100, duplicates=0,
         latencies_ms=[p_ms] * 100, in_worker_ms=[p_ms / 2] * 100, max_behind_ms=0.0,
         retries=0, worker_cpu_share=0.5, worker_queued_share=0.1, load=LOAD,
-        contender=contender,
     )  # fmt: skip
 
 
@@ -37,9 +36,9 @@ def _results() -> list[Result]:
     eo = Result(
         every["fraudscore-eo"],
         [_measured(11_000), _measured(13_000), _measured(12_000)],
-        [_latency(1000, 30.0, "fraudscore"), _latency(5000, 90.0, "fraudscore")],
+        [_latency(1000, 30.0), _latency(5000, 90.0)],
     )
-    quix = Result(every["quix-eo"], [_measured(10_000)], [_latency(1000, 40.0, "quix")])
+    quix = Result(every["quix-eo"], [_measured(10_000)], [_latency(1000, 40.0)])
     faust = Result(every["faust-eo"], [_measured(100, DUPLICATED)])
     return [ceiling, alo, eo, quix, faust]
 
