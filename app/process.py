@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -45,13 +45,18 @@ class WorkerProcess:
         log_path: Path,
         args: Sequence[str] = (),
         command: str = "worker",
+        *,
+        program: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """``program`` (e.g. a benchmark contender, another interpreter) runs instead of
+        ``python -m app <command> <args>``, with ``env`` added to the settings' environment."""
         self.log_path = log_path
         self._log = log_path.open("ab")
         self._log_start = self._log.tell()
         self.process = subprocess.Popen(  # noqa: S603 - our own CLI, our own arguments
-            [sys.executable, "-m", "app", command, *args],
-            env=settings_env(settings),
+            [sys.executable, "-m", "app", command, *args] if program is None else program,
+            env=settings_env(settings) | dict(env or {}),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

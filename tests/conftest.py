@@ -106,5 +106,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--soak",
         action="store_true",
         default=False,
-        help="run the fault suite's soak variant: 500,000 transactions and 50 kills",
+        help="run the fault suite's soak variant: 500,000 transactions and 50 kills, and the "
+        "slow integration tests (fraudscore bench's contenders)",
     )

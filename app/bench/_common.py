@@ -249,11 +249,19 @@ class WorkerError(RuntimeError):
     """The worker process ended or stalled while the benchmark needed it."""
 
 
-def spawn(settings: FraudscoreSettings, log_path: Path) -> tuple[WorkerProcess, float, float]:
-    """A worker process; also the perf_counter and wall-clock time just before it started."""
+# how to start another contender than fraudscore's worker: its argv and extra environment
+Launch = Callable[[FraudscoreSettings], tuple[list[str], dict[str, str]]]
+
+
+def spawn(
+    settings: FraudscoreSettings, log_path: Path, launch: Launch | None = None
+) -> tuple[WorkerProcess, float, float]:
+    """A worker process (or what ``launch`` says); also the perf_counter and wall-clock time
+    just before it started."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    program, env = (None, None) if launch is None else launch(settings)
     at, wall = time.perf_counter(), time.time()
-    return WorkerProcess(settings, log_path), at, wall
+    return WorkerProcess(settings, log_path, program=program, env=env), at, wall
 
 
 def check_alive(worker: WorkerProcess) -> None:

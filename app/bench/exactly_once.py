@@ -55,6 +55,7 @@ from rich.table import Table
 
 from app.bench._common import (
     Arrivals,
+    Launch,
     Load,
     Outgoing,
     WorkerError,
@@ -136,15 +137,20 @@ class Throughput:
 
     @property
     def rate(self) -> float:
-        return self.window_events / self.window_s
+        """NaN when every decision arrived in the first fetch (an input too small to time)."""
+        return self.window_events / self.window_s if self.window_s > 0 else math.nan
 
     @property
     def cpu_us(self) -> float:
+        if self.window_events <= 0:
+            return math.nan
         return self.worker_cpu_s / self.window_events * 1e6
 
     @property
     def broker_us(self) -> float | None:
-        return None if self.broker_cpu_s is None else self.broker_cpu_s / self.window_events * 1e6
+        if self.broker_cpu_s is None or self.window_events <= 0:
+            return None
+        return self.broker_cpu_s / self.window_events * 1e6
 
     @property
     def complete(self) -> bool:
@@ -172,19 +178,38 @@ def _cpu_now(worker: WorkerProcess, broker_pid: int | None) -> _Cpu:
 
 
 async def _follow_until(
-    follower: DecisionFollower, worker: WorkerProcess, expected: int, opts: Options
+    follower: DecisionFollower,
+    worker: WorkerProcess,
+    expected: int,
+    opts: Options,
+    stall_s: float | None = None,
 ) -> _Window:
-    """Follow decisions until ``expected`` distinct ids arrived, then 1 s more for duplicates."""
-    window, deadline = _Window(), time.monotonic() + 60 + expected / 500
+    """Follow decisions until ``expected`` distinct ids arrived, then 1 s more for duplicates.
+    With ``stall_s``, also stop (instead of failing) once no new id arrived for that long
+    after the first, or at the deadline (another program may be far slower than the worker):
+    the caller verifies and reports what is missing."""
+    window, deadline = (
+        _Window(),
+        time.monotonic() + 60 + expected / (500 if stall_s is None else 10),
+    )
+    progressed = time.monotonic()
     while window.arrivals.distinct < expected:
         at, ids = await follower.poll()
         if ids and window.arrivals.total == 0:
             window.first_at, window.first_count = at, len(ids)
             window.first_cpu = _cpu_now(worker, opts.broker_pid)
+        distinct = window.arrivals.distinct
         for transaction_id in ids:
             window.arrivals.add(transaction_id, at)
+        if window.arrivals.distinct > distinct:
+            progressed, window.last_at = time.monotonic(), at
+            window.last_cpu = _cpu_now(worker, opts.broker_pid)
         check_alive(worker)
+        if stall_s is not None and distinct and time.monotonic() - progressed > stall_s:
+            return window
         if time.monotonic() > deadline:
+            if stall_s is not None and distinct:
+                return window
             raise WorkerError(f"only {window.arrivals.distinct} of {expected} decisions arrived")
     window.last_at, window.last_cpu = at, _cpu_now(worker, opts.broker_pid)
     grace = time.monotonic() + 1.0
@@ -212,27 +237,42 @@ async def preproduce(opts: Options) -> tuple[str, float, float]:
     return settings.input_topic, generated, produce_s
 
 
-async def throughput_run(opts: Options, input_topic: str, guarantee: str, n: int) -> Throughput:
+async def throughput_run(
+    opts: Options,
+    input_topic: str,
+    guarantee: str,
+    n: int,
+    *,
+    contender: str = "fraudscore",
+    launch: Launch | None = None,
+) -> tuple[Throughput, FraudscoreSettings]:
+    """One throughput run of fraudscore's worker (or of what ``launch`` starts, which then
+    may stop short of every decision: what it decided is measured, the rest reported)."""
     settings = opts.fresh(
-        f"tp{n}-{guarantee[:3]}", input_topic=input_topic, processing_guarantee=guarantee
+        f"tp{n}-{contender[:5]}-{guarantee[:3]}",
+        input_topic=input_topic,
+        processing_guarantee=guarantee,
     )
     await ensure_topics(settings)
     follower = DecisionFollower(settings, opts.fetch_wait_ms)
     await follower.start(from_end=False)
     before = load1()
-    worker, spawned, _ = spawn(settings, opts.log(f"throughput-{n}-{guarantee}"))
+    log = opts.log(f"throughput-{n}-{contender}-{guarantee}")
+    worker, spawned, _ = spawn(settings, log, launch)
     try:
-        window = await _follow_until(follower, worker, opts.events, opts)
+        stall = None if launch is None else 20.0
+        window = await _follow_until(follower, worker, opts.events, opts, stall)
     finally:
         worker.stop()
         await follower.stop()
     dlq = sum((await end_offsets(settings, settings.dlq_topic)).values())
     load = Load(before, load1())
     retries = count_in_log(worker.log_path, _RETRY)
-    return _throughput(
+    result = _throughput(
         guarantee=guarantee, n=n, w=window, spawned=spawned, opts=opts, dlq=dlq, load=load,
         retries=retries,
     )  # fmt: skip
+    return result, settings
 
 
 def _throughput(
@@ -250,10 +290,11 @@ def _throughput(
     broker = None
     if w.first_cpu[2] is not None and w.last_cpu[2] is not None:
         broker = w.last_cpu[2] - w.first_cpu[2]
+    distinct = len(expected & w.arrivals.times.keys())
     return Throughput(
         guarantee=guarantee,
         round=n,
-        window_events=opts.events - w.first_count,
+        window_events=distinct - w.first_count,
         window_s=w.last_at - w.first_at,
         worker_cpu_s=w.last_cpu[0] - w.first_cpu[0],
         bench_cpu_s=w.last_cpu[1] - w.first_cpu[1],
@@ -261,7 +302,7 @@ def _throughput(
         worker_queued_s=w.last_cpu[3] - w.first_cpu[3],
         startup_s=w.first_at - spawned,
         expected=opts.events,
-        distinct=len(expected & w.arrivals.times.keys()),
+        distinct=distinct,
         total=w.arrivals.total,
         dead_letters=dlq,
         retries=retries,
@@ -279,7 +320,7 @@ async def throughput(opts: Options) -> list[Throughput]:
     results = []
     for n in range(1, opts.rounds + 1):
         for guarantee in (ALO, EO):
-            result = await throughput_run(opts, topic, guarantee, n)
+            result, _ = await throughput_run(opts, topic, guarantee, n)
             console.print(
                 f"  round {n} {guarantee}: {result.rate:,.0f} events/s, "
                 f"{result.cpu_us:.1f} µs CPU/event, load {result.load}"
@@ -430,23 +471,32 @@ async def _warm_up(
             raise WorkerError("warm-up decisions did not arrive")
 
 
-async def latency(opts: Options, guarantee: str) -> list[Latency]:
+async def latency(
+    opts: Options, guarantee: str, *, contender: str = "fraudscore", launch: Launch | None = None
+) -> list[Latency]:
+    """The paced runs at each rate, with fraudscore's workers or the one process ``launch``
+    starts."""
     workloads = {
         rate: paced_records(round(rate * opts.duration_s), opts.cards, seed=10_000 + rate)
         for rate in opts.rates
     }
-    settings = opts.fresh(f"lat-{guarantee[:3]}", processing_guarantee=guarantee)
+    settings = opts.fresh(f"lat-{contender[:5]}-{guarantee[:3]}", processing_guarantee=guarantee)
     await ensure_topics(settings)
     follower = DecisionFollower(settings, opts.fetch_wait_ms)
     await follower.start(from_end=False)
-    workers = await _start_group(settings, opts, f"latency-{guarantee}")
+    name = f"latency-{contender}-{guarantee}"
+    if launch is None:
+        workers = await _start_group(settings, opts, name)
+    else:  # the warm-up below waits for its first decisions
+        workers = [spawn(settings, opts.log(name), launch)[0]]
     results = []
     try:
         await _warm_up(settings, follower, workers)
         for rate, records in workloads.items():
             result = await latency_phase(settings, follower, workers, records, rate)
             console.print(
-                f"  {guarantee} {rate:,} TPS offered ({result.achieved_tps:,.0f} achieved): "
+                f"  {contender} {guarantee} {rate:,} TPS offered "
+                f"({result.achieved_tps:,.0f} achieved): "
                 f"p50 {_f(result.p(50), 1)} ms, p99 {_f(result.p(99), 1)} ms, load {result.load}"
             )
             results.append(result)

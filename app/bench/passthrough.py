@@ -197,7 +197,7 @@ def _child(contender: str, settings: FraudscoreSettings, events: int) -> None:
 # --- the parent ------------------------------------------------------------------------------
 
 
-def _run_child(contender: str, settings: FraudscoreSettings, events: int) -> dict[str, float]:
+def run_child(contender: str, settings: FraudscoreSettings, events: int) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDSCORE_")}
     env["FRAUDSCORE_SETTINGS_JSON"] = settings.model_dump_json()
     output = subprocess.run(  # noqa: S603 - this module, our arguments
@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             settings = fresh_settings(base, contender, root, input_topic=source.input_topic)
             asyncio.run(ensure_topics(settings))
             before = load1()
-            measured = _run_child(contender, settings, args.events)
+            measured = run_child(contender, settings, args.events)
             rate = args.events / measured["seconds"]
             cpu_us = 1e6 * measured["cpu"] / args.events
             results[contender].append((rate, cpu_us))

@@ -6,6 +6,7 @@ import typer
 
 from app.cli import api, audit, db, kafka, model, policy, savepoint
 from app.cli.authorizer import authorizer
+from app.cli.bench import bench
 from app.cli.demo import demo
 from app.cli.generate import generate
 from app.cli.health import healthcheck
@@ -54,6 +55,7 @@ app.command()(healthcheck)
 app.command()(generate)
 app.command()(train)
 app.command()(replay)
+app.command()(bench)
 
 
 def main() -> None:

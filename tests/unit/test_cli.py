@@ -22,6 +22,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
         ["worker"],
         ["demo"],
         ["loadgen"],
+        ["bench"],
         ["authorizer"],
         ["healthcheck"],
         ["generate"],

@@ -1,0 +1,148 @@
+"""``fraudscore bench``: fraudscore, Quix Streams, faust-streaming and the transactional
+pass-through ceiling side by side on one broker (:mod:`app.bench.peers`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from app.cli.console import console
+from app.settings import get_settings
+
+if TYPE_CHECKING:  # the benchmark's modules load only when it runs (not at every CLI start)
+    from app.bench.exactly_once import Options
+    from app.bench.peers import Result
+
+_ALL = "ceiling-confluent,ceiling-aiokafka,fraudscore-alo,fraudscore-eo,quix-eo,faust-eo"
+
+
+def bench(
+    *,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            help="Smoke run: 10,000 events (faust 1,000), one round, 5 s per offered rate "
+            "(~6 min on the shared 2-core machine)"
+        ),
+    ] = False,
+    events: Annotated[
+        int | None, typer.Option(min=100, help="Transactions pre-produced (100,000; quick 10,000)")
+    ] = None,
+    cards: Annotated[int, typer.Option(min=1, help="Cards of the generated traffic")] = 50_000,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Throughput rounds, each running every contender once")
+    ] = 1,
+    rates: Annotated[
+        str, typer.Option(help="Offered loads of the latency runs, transactions/s, comma-separated")
+    ] = "1000,5000",
+    duration: Annotated[
+        float | None, typer.Option(min=1, help="Seconds per offered load (30; quick 5)")
+    ] = None,
+    faust_events: Annotated[
+        int | None,
+        typer.Option(
+            min=100,
+            help="Transactions for faust-streaming, on its own input from the same generator "
+            "(it decides ~100/s here; 5,000; quick 1,000)",
+        ),
+    ] = None,
+    only: Annotated[
+        str, typer.Option(help=f"Contenders to run, comma-separated, in this order ({_ALL})")
+    ] = _ALL,
+    broker_pid: Annotated[
+        int | None,
+        typer.Option(help="The broker's pid on this machine, to report its CPU separately"),
+    ] = None,
+    quix_python: Annotated[
+        Path | None,
+        typer.Option(
+            help="Python of the Quix Streams virtualenv (default: .venv-quix/bin/python of "
+            "this checkout, made by .ci/install-bench)"
+        ),
+    ] = None,
+    chart_path: Annotated[
+        Path | None,
+        typer.Option("--chart", help="Where to write the PNG chart (default: in the run dir)"),
+    ] = None,
+    show_markdown: Annotated[
+        bool,
+        typer.Option("--markdown", help="Also print the tables as markdown, for BENCHMARKS.md"),
+    ] = False,
+    keep: Annotated[bool, typer.Option(help="Keep the contenders' state dirs")] = False,
+) -> None:
+    """Benchmark fraudscore against Quix Streams, faust-streaming and the transactional
+    pass-through ceiling: the same input, the same broker, one after another.
+
+    For each contender: events/s at saturation, CPU seconds per 1,000 events (its processes;
+    the broker's separately with --broker-pid), and latency produce → decision visible to a
+    read_committed consumer (p50/p99/p99.9) at each offered rate. Every output is read back
+    with read_committed and checked for one record per transaction; a contender whose output
+    is not exact is flagged, never hidden. Needs the broker (`fraudscore kafka up`) and, for
+    Quix Streams, its own virtualenv (`bash .ci/install-bench`).
+    """
+    from app.bench.exactly_once import Options  # noqa: PLC0415 - see TYPE_CHECKING above
+    from app.bench.peers import DEFAULT_QUIX_PYTHON, contenders, header, run_bench  # noqa: PLC0415
+
+    quix_python = quix_python or DEFAULT_QUIX_PYTHON
+    table = contenders(quix_python)
+    chosen = [name.strip() for name in only.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in table]
+    if unknown:
+        raise typer.BadParameter(f"unknown contender(s) {unknown}; choose from {_ALL}")
+    if "quix-eo" in chosen and not quix_python.exists():
+        raise typer.BadParameter(f"{quix_python} not found: run `bash .ci/install-bench` first")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # retried errors; we verify
+    settings = get_settings()
+    root = Path(settings.var_dir, "bench", f"peers-{os.getpid()}").resolve()
+    opts = Options(
+        events=events or (10_000 if quick else 100_000),
+        cards=cards,
+        partitions=settings.partitions,
+        rounds=rounds,
+        rates=tuple(int(rate) for rate in rates.split(",")),
+        duration_s=duration or (5.0 if quick else 30.0),
+        alo_latency=True,
+        latency_workers=1,
+        recovery_cards=0,
+        fetch_wait_ms=100,
+        broker_pid=broker_pid,
+        root=root,
+        base=settings,
+    )
+    command = shlex.join(["fraudscore", "bench", *sys.argv[2:]])
+    console.print(header(opts, quix_python, command))
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    try:
+        with Progress(*columns, console=console) as progress:
+            chosen_contenders = [table[name] for name in chosen]
+            capped = faust_events or (1_000 if quick else 5_000)
+            results = asyncio.run(run_bench(opts, chosen_contenders, progress, capped))
+    finally:
+        if not keep:
+            for path in root.glob("*/state"):
+                shutil.rmtree(path, ignore_errors=True)
+    _report(results, opts, chart_path or root / "bench.png", show_markdown)
+
+
+def _report(results: list[Result], opts: Options, png: Path, show_markdown: bool) -> None:
+    from app.bench.peers import as_markdown, chart, report  # noqa: PLC0415
+
+    tables = report(results, opts.rates)
+    stdout = Console(width=None if sys.stdout.isatty() else 220)  # a wide table in a file too
+    for table in tables:
+        stdout.print(table)
+    chart(results, opts.rates, png, f"fraudscore bench, {opts.events:,} events")
+    stdout.print(f"chart: {png}")
+    if show_markdown:
+        stdout.print(as_markdown(tables), markup=False, soft_wrap=True, highlight=False)
