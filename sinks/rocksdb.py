@@ -123,6 +123,9 @@ class PartitionStore:
         self._read_lock = threading.Lock()  # read_committed (any thread) against close
         self._closed = False
         self._overlay: dict[str, CardState | None] = {}
+        # the expiry hour RocksDB indexes each card read in the open checkpoint under (None:
+        # not in RocksDB), so that writing the checkpoint need not read the cards again
+        self._committed_hours: dict[bytes, int | None] = {}
         self._partition: PartitionState | None = None  # the open checkpoint's, if touched
         self._overlay_low_hour: int | None = None  # no overlay card is indexed below it
         self._sweep_from = b""  # committed index keys below it are deleted or overlaid
@@ -142,8 +145,14 @@ class PartitionStore:
     def get(self, card_id: str) -> CardState | None:
         if card_id in self._overlay:
             return self._overlay[card_id]
-        raw = self._db.get(card_id.encode())
-        return None if raw is None else decode_state(raw)
+        key = card_id.encode()
+        raw = self._db.get(key)
+        if raw is None:
+            self._committed_hours[key] = None
+            return None
+        state = decode_state(raw)
+        self._committed_hours[key] = expiry_hour(state.newest_ms)
+        return state
 
     def put(self, card_id: str, state: CardState) -> None:
         self._overlay[card_id] = state
@@ -168,8 +177,10 @@ class PartitionStore:
             ]
             found.sort()
         chosen = found[:limit]
-        for _, card_id, _ in chosen:
+        for hour, card_id, in_index in chosen:
             self._overlay[card_id] = None
+            if in_index:
+                self._committed_hours[card_id.encode()] = hour
         committed = [(hour, card_id) for hour, card_id, in_index in chosen if in_index]
         if committed:  # every committed entry up to the last one chosen is overlaid now
             hour, card_id = committed[-1]
@@ -259,11 +270,20 @@ class PartitionStore:
         self.discard()
 
     def _index(self, batch: WriteBatch, cards: list[tuple[bytes, bytes | None]]) -> None:
-        """Move each changed card's index entry from its committed hour to its new one."""
+        """Move each changed card's index entry from its committed hour to its new one. The
+        committed hour is known for the cards the open checkpoint read; the others (a
+        restore's) are read from RocksDB here."""
         index_cf = self._db.get_column_family_handle(_EXPIRY_CF)
-        committed = cast(list[bytes | None], self._db.get([key for key, _ in cards]))
-        for (key, value), old in zip(cards, committed, strict=True):
-            old_hour = None if old is None else expiry_hour(newest_of(old))
+        hours = self._committed_hours
+        unknown = [key for key, _ in cards if key not in hours]
+        if unknown:
+            committed = cast(list[bytes | None], self._db.get([*unknown]))
+            hours = hours | {
+                key: None if old is None else expiry_hour(newest_of(old))
+                for key, old in zip(unknown, committed, strict=True)
+            }
+        for key, value in cards:
+            old_hour = hours[key]
             new_hour = None if value is None else expiry_hour(newest_of(value))
             if old_hour == new_hour:
                 continue
@@ -276,6 +296,7 @@ class PartitionStore:
         """Drop uncommitted writes: the checkpoint they belonged to was aborted (or they are
         in RocksDB now)."""
         self._overlay.clear()
+        self._committed_hours.clear()
         self._partition = None
         self._overlay_low_hour = None
         self._sweep_from = b""
