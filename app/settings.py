@@ -380,6 +380,13 @@ class FraudscoreSettings(BaseSettings):
         description="Longest wait of POST /v1/labels for the broker to acknowledge the label",
     )
 
+    api_request_timeout_ms: int = Field(
+        default=10_000,
+        ge=100,
+        description="Longest time any API request may take before it is answered 504 (the "
+        "work left behind is abandoned; an audit SQL query is interrupted)",
+    )
+
     api_card_owner_cache_ms: int = Field(
         default=1_000,
         ge=0,
