@@ -19,28 +19,40 @@ if TYPE_CHECKING:
     from app.settings import FraudscoreSettings
 
 
+# the same options under each library's names
+_CONFLUENT_NAMES = {
+    "protocol": "security.protocol",
+    "mechanism": "sasl.mechanism",
+    "username": "sasl.username",
+    "password": "sasl.password",
+}
+_AIOKAFKA_NAMES = {
+    "protocol": "security_protocol",
+    "mechanism": "sasl_mechanism",
+    "username": "sasl_plain_username",
+    "password": "sasl_plain_password",
+}
+
+
 def _uses_tls(settings: FraudscoreSettings) -> bool:
     return settings.kafka_security_protocol in ("SSL", "SASL_SSL")
 
 
-def _uses_sasl(settings: FraudscoreSettings) -> bool:
-    return settings.kafka_security_protocol.startswith("SASL_")
-
-
-def _password(settings: FraudscoreSettings) -> str:
-    secret = settings.kafka_sasl_password
-    return "" if secret is None else secret.get_secret_value()
+def _protocol_and_sasl(settings: FraudscoreSettings) -> dict[str, Any]:
+    """The protocol (unless PLAINTEXT) and the SASL options, under neutral names."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {} if protocol == "PLAINTEXT" else {"protocol": protocol}
+    if protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        options["mechanism"] = settings.kafka_sasl_mechanism
+        options["username"] = settings.kafka_sasl_username
+        options["password"] = "" if password is None else password.get_secret_value()
+    return options
 
 
 def confluent_security(settings: FraudscoreSettings) -> dict[str, Any]:
     """librdkafka's security options (empty for PLAINTEXT)."""
-    options: dict[str, Any] = {}
-    if settings.kafka_security_protocol != "PLAINTEXT":
-        options["security.protocol"] = settings.kafka_security_protocol
-    if _uses_sasl(settings):
-        options["sasl.mechanism"] = settings.kafka_sasl_mechanism
-        options["sasl.username"] = settings.kafka_sasl_username
-        options["sasl.password"] = _password(settings)
+    options = {_CONFLUENT_NAMES[k]: v for k, v in _protocol_and_sasl(settings).items()}
     if _uses_tls(settings):
         files = {
             "ssl.ca.location": settings.kafka_ssl_ca_file,
@@ -55,13 +67,7 @@ def confluent_security(settings: FraudscoreSettings) -> dict[str, Any]:
 
 def aiokafka_security(settings: FraudscoreSettings) -> dict[str, Any]:
     """aiokafka's security options (empty for PLAINTEXT)."""
-    options: dict[str, Any] = {}
-    if settings.kafka_security_protocol != "PLAINTEXT":
-        options["security_protocol"] = settings.kafka_security_protocol
-    if _uses_sasl(settings):
-        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        options["sasl_plain_username"] = settings.kafka_sasl_username
-        options["sasl_plain_password"] = _password(settings)
+    options = {_AIOKAFKA_NAMES[k]: v for k, v in _protocol_and_sasl(settings).items()}
     if _uses_tls(settings):
         options["ssl_context"] = _ssl_context(settings)
     return options
