@@ -18,9 +18,9 @@ The transactions come from ``fraudscore loadgen`` in a process of its own. The c
 open-loop (``wrk`` is not: it sends the next request when one returns): request
 i is due at start + i / rate, and its latency counts from when it was due, so a stall in the
 server (or in this client) shows in the percentiles instead of slowing the load down. Every
-request takes a keep-alive HTTP/1.1 connection from a pool (a new one when all are busy): a
-minimal client on asyncio streams, so that the client's own cost stays small. It runs on the
-same machine as the servers: its scheduling delay is part of the numbers.
+request takes a keep-alive HTTP/1.1 connection from a pool of at most 64 (waiting for one when
+all are busy): a minimal client on asyncio streams, so that the client's own cost stays small.
+It runs on the same machine as the servers: its scheduling delay is part of the numbers.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from models.synthetic import generate
 from sinks.kafka import ensure_topics, key_partition
 
 _READY_TIMEOUT_S = 180.0
+_REQUEST_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -70,19 +71,35 @@ class Phase:
 
 
 class HttpPool:
-    """Keep-alive HTTP/1.1 GETs to one host:port (answers with a Content-Length body)."""
+    """Keep-alive HTTP/1.1 GETs to one host:port (answers with a Content-Length body), on at
+    most ``size`` connections at once (a request waits for one: that wait counts as latency).
+    A kept connection the server has closed meanwhile is replaced, and the request resent."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, size: int = 64) -> None:
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.slots = asyncio.Semaphore(size)
 
     async def get(self, path: str, headers: dict[str, str]) -> int:
         """The status of ``GET path`` (the body is read and dropped)."""
-        if self.idle:
-            reader, writer = self.idle.pop()
-        else:
+        async with self.slots:
+            while self.idle:
+                reader, writer = self.idle.pop()
+                try:
+                    return await self._exchange(reader, writer, path, headers)
+                except (OSError, asyncio.IncompleteReadError):
+                    writer.close()  # closed by the server while idle: try another
             reader, writer = await asyncio.open_connection(self.host, self.port)
+            return await self._exchange(reader, writer, path, headers)
+
+    async def _exchange(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        path: str,
+        headers: dict[str, str],
+    ) -> int:
         lines = [f"GET {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
@@ -148,7 +165,10 @@ async def _paced(
 
     async def one(due: float, card: str) -> None:
         try:
-            status = str(await target.pool.get(target.path_of(card), headers))
+            request = target.pool.get(target.path_of(card), headers)
+            status = str(await asyncio.wait_for(request, _REQUEST_TIMEOUT_S))
+        except TimeoutError:
+            status = "no answer"  # its connection is dropped with it
         except (OSError, asyncio.IncompleteReadError):
             status = "failed"
         latencies.append((time.perf_counter() - due) * 1000)
