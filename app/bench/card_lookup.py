@@ -259,7 +259,7 @@ def _commit() -> str:
 
 
 def _report(args: argparse.Namespace, phases: list[Phase], settings: FraudscoreSettings) -> None:
-    console = Console()
+    console = Console(width=140)
     info = Table(title="card-feature lookup latency", show_header=False)
     for name, value in [*machine_info(settings.kafka_version), ("commit", _commit())]:
         info.add_row(name, value)
