@@ -160,3 +160,15 @@ def test_an_audit_query_past_its_time_is_interrupted(
 ) -> None:
     with pytest.raises(AuditQueryError, match=r"(?i)interrupt"):
         run_sql(settings, ENDLESS, timeout_s=0.2)
+
+
+@pytest.mark.parametrize("as_of", ["0.0", "1700000000", "-1e3"])
+def test_as_of_is_a_time_never_a_number_read_as_unix_time(
+    client: TestClient, decisions: list[DecisionRecord], as_of: str
+) -> None:
+    url = f"/v1/audit/days/{decisions[0].event_time[:10]}/stats"
+    refused = client.get(url, params={"as_of": as_of}, headers=ANALYST)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["loc"][-1] == "as_of"
+    body = {"query": "SELECT 1 AS one", "as_of": float(as_of)}
+    assert client.post("/v1/audit/sql", json=body, headers=ANALYST).status_code == 422
