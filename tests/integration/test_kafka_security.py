@@ -1,12 +1,12 @@
 """Every Kafka client of the service over TLS and SASL, on a real broker with secured listeners.
 
-This module starts a broker of its own (``app.broker.SecuredListeners``): SASL_SSL with
-SCRAM-SHA-512 and PLAIN users, and mutual TLS, with a CA and certificates made by ``openssl``
-for the test (8 s to start at load 5 on the 2-core VM, 16-32 s at load 10+; the rest of the
-default run adds 3-10 s). The aiokafka clients and the API's admin client (librdkafka)
-connect with SCRAM, PLAIN and client certificates; wrong credentials fail with an
-authentication error, and no password shows in a log. With ``--soak`` (16 s more at load 5), a worker process decides transactions over SCRAM,
-and one with a wrong password stops at once saying why.
+This module starts a broker of its own (``app.broker.SecuredListeners``): SASL_SSL with SCRAM-
+SHA-512 and PLAIN users, and mutual TLS, with a CA and certificates made by ``openssl`` for the
+test (8 s to start at load 5 on the 2-core VM, 16-32 s at load 10+; the rest of the default run
+adds 3-10 s). The aiokafka clients and the API's admin client (librdkafka) connect with SCRAM,
+PLAIN and client certificates; wrong credentials fail with an authentication error, and no
+password shows in a log. With ``--soak`` (16 s more at load 5), a worker process decides
+transactions over SCRAM, and one with a wrong password stops at once saying why.
 """
 
 from __future__ import annotations
