@@ -19,7 +19,10 @@ Errors are :class:`sinks.errors.AuditError` with a message that says what to do;
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Final, TypeVar
 
@@ -112,22 +115,29 @@ def run_sql(
     as_of: datetime | None = None,
     tag: str | None = None,
     snapshot_id: int | None = None,
+    timeout_s: float | None = None,
 ) -> pa.Table:
     """The result of a DuckDB query over the audit rows, which it reads as the view
     ``decisions`` (ADR 0007). The rows are read into memory first: ``start`` and ``end``
     (event time, end exclusive) limit them to a range, and read only its days' files.
 
     The query runs in an in-memory DuckDB without access to files, the network or extensions,
-    so it can read the rows and nothing else."""
+    so it can read the rows and nothing else. A query still running ``timeout_s`` after the
+    call is interrupted (an error)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     rows = load_audit_table(settings).read(
         event_time_between(start, end), _as_of(snapshot_id, tag, as_of)
     )
-    return sql_over(rows, query)
+    return sql_over(rows, query, None if deadline is None else deadline - time.monotonic())
 
 
-def sql_over(rows: pa.Table, query: str) -> pa.Table:
-    """``query`` run by a locked-down in-memory DuckDB that sees ``rows`` as ``decisions``."""
-    with duckdb.connect(":memory:", config=_LOCKED_DOWN) as connection:
+def sql_over(rows: pa.Table, query: str, timeout_s: float | None = None) -> pa.Table:
+    """``query`` run by a locked-down in-memory DuckDB that sees ``rows`` as ``decisions``,
+    interrupted after ``timeout_s``."""
+    with (
+        duckdb.connect(":memory:", config=_LOCKED_DOWN) as connection,
+        _interrupted(connection, timeout_s),
+    ):
         connection.register(SQL_VIEW, rows)
         connection.execute("SET lock_configuration = true")
         result = _duckdb_errors(query, lambda: connection.sql(query))
@@ -137,6 +147,21 @@ def sql_over(rows: pa.Table, query: str) -> pa.Table:
                 "DESCRIBE ...); the audit table itself cannot be changed through SQL"
             )
         return _duckdb_errors(query, result.to_arrow_table)
+
+
+@contextlib.contextmanager
+def _interrupted(connection: duckdb.DuckDBPyConnection, timeout_s: float | None) -> Iterator[None]:
+    """Interrupt what ``connection`` runs once ``timeout_s`` have passed (from another thread:
+    DuckDB's own way to stop a query)."""
+    if timeout_s is None:
+        yield
+        return
+    timer = threading.Timer(max(timeout_s, 0.0), connection.interrupt)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _duckdb_errors(query: str, run: Callable[[], _T]) -> _T:

@@ -5,12 +5,17 @@ all checkouts, writes its configuration under ``var/kafka``, starts it detached 
 session, waits until it really answers Kafka requests, and stops exactly the process it started
 (found through a PID file and checked against ``/proc`` before any signal).
 
+Optionally (:class:`SecuredListeners`, for testing the clients' TLS and SASL) the broker also
+listens with SASL_SSL (SCRAM-SHA-512 and PLAIN) on port + 2 and with mutual TLS on port + 3;
+the plaintext listener stays for the readiness probe and between broker and controller.
+
 Also here, pure and unit-tested: parsing the bootstrap address, rendering ``server.properties``
 and a raw-socket Kafka Metadata probe used as the readiness check. No CLI code lives here.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import fcntl
@@ -23,7 +28,8 @@ import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +92,49 @@ class BrokerStatus:
     version: str
 
 
+@dataclass(frozen=True)
+class SecuredListeners:
+    """TLS material and SASL users of a local broker's secured listeners (PEM files).
+
+    ``keystore``: the broker's unencrypted private key followed by its certificate (for
+    127.0.0.1); ``truststore``: the CA certificate that signed it and the clients' certificates.
+    ``users``: names and passwords, as SCRAM-SHA-512 credentials and PLAIN users.
+    """
+
+    keystore: Path
+    truststore: Path
+    users: Mapping[str, str]
+
+    SASL_SSL_OFFSET = 2
+    MTLS_OFFSET = 3
+
+    def properties(self, port: int) -> dict[str, str]:
+        """The broker properties added for the listeners on ``port`` + 2 and + 3."""
+        plain_users = " ".join(f'user_{name}="{pw}"' for name, pw in self.users.items())
+        return {
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            ),
+            "listener.name.mtls.ssl.client.auth": "required",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.truststore),
+        }
+
+    def scram_arguments(self) -> list[str]:
+        """``kafka-storage format`` arguments that create the SCRAM users."""
+        return [
+            arg
+            for name, pw in self.users.items()
+            for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={pw}]")
+        ]
+
+
 def parse_bootstrap(bootstrap: str) -> tuple[str, int]:
     """Host and port of the local broker from ``kafka_bootstrap`` (one 127.0.0.1 address)."""
     servers = [s.strip() for s in bootstrap.split(",") if s.strip()]
@@ -108,18 +157,26 @@ def parse_bootstrap(bootstrap: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def render_server_properties(port: int, data_dir: Path) -> str:
+def render_server_properties(
+    port: int, data_dir: Path, secured: SecuredListeners | None = None
+) -> str:
     """``server.properties`` of a single-node KRaft broker+controller on 127.0.0.1."""
     controller = port + 1
+    listeners = [f"PLAINTEXT://{BIND_HOST}:{port}"]
+    protocols = ["PLAINTEXT:PLAINTEXT"]
+    if secured is not None:
+        listeners.append(f"SASL_SSL://{BIND_HOST}:{port + secured.SASL_SSL_OFFSET}")
+        listeners.append(f"MTLS://{BIND_HOST}:{port + secured.MTLS_OFFSET}")
+        protocols += ["SASL_SSL:SASL_SSL", "MTLS:SSL"]
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{BIND_HOST}:{controller}",
-        "listeners": f"PLAINTEXT://{BIND_HOST}:{port},CONTROLLER://{BIND_HOST}:{controller}",
-        "advertised.listeners": f"PLAINTEXT://{BIND_HOST}:{port}",
+        "listeners": ",".join([*listeners, f"CONTROLLER://{BIND_HOST}:{controller}"]),
+        "advertised.listeners": ",".join(listeners),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": ",".join([*protocols, "CONTROLLER:PLAINTEXT"]),
         "log.dirs": str(data_dir),
         "num.partitions": "1",
         "auto.create.topics.enable": "false",
@@ -129,6 +186,7 @@ def render_server_properties(port: int, data_dir: Path) -> str:
         "transaction.max.timeout.ms": "900000",
         "group.initial.rebalance.delay.ms": "0",
         "log.retention.hours": "168",
+        **({} if secured is None else secured.properties(port)),
     }
     lines = [f"{key}={value}" for key, value in props.items()]
     return "# Written by fraudscore (app/broker.py); regenerated on every start.\n" + (
@@ -158,6 +216,15 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
             raise ConnectionResetError("connection closed by the broker")
         data += chunk
     return data
+
+
+def random_cluster_id() -> str:
+    """A KRaft cluster id as ``kafka-storage random-uuid`` makes one (base64url of a random
+    UUID, never starting with "-"), without starting a JVM for it."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 def _require_tool(name: str) -> str:
@@ -227,10 +294,13 @@ def _read_tail(path: Path, lines: int) -> str:
 class LocalBroker:
     """One local Kafka broker per ``var/kafka`` directory, managed through its PID file."""
 
-    def __init__(self, settings: FraudscoreSettings) -> None:
+    def __init__(
+        self, settings: FraudscoreSettings, secured: SecuredListeners | None = None
+    ) -> None:
         if not re.fullmatch(r"[0-9A-Za-z.\-]+", settings.kafka_version):
             raise BrokerError(f"Bad Kafka version {settings.kafka_version!r}")
         self.bootstrap = settings.kafka_bootstrap
+        self.secured = secured
         self.version = settings.kafka_version
         self.heap = settings.kafka_heap
         self.dir = settings.kafka_dir.resolve()
@@ -305,7 +375,9 @@ class LocalBroker:
         """Write ``server.properties`` and ``log4j.properties``; return the former."""
         _host, port = parse_bootstrap(self.bootstrap)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.server_properties.write_text(render_server_properties(port, self.data_dir))
+        self.server_properties.write_text(
+            render_server_properties(port, self.data_dir, self.secured)
+        )
         self.log4j_properties.write_text(_LOG4J)
         return self.server_properties
 
@@ -340,11 +412,17 @@ class LocalBroker:
         if (self.data_dir / "meta.properties").exists():
             return
         if not self.cluster_id_path.exists():
-            cluster_id = self._run_tool("random-uuid").strip().splitlines()[-1]
-            self.cluster_id_path.write_text(cluster_id + "\n")
+            self.cluster_id_path.write_text(random_cluster_id() + "\n")
         cluster_id = self.cluster_id_path.read_text().strip()
+        scram = [] if self.secured is None else self.secured.scram_arguments()
         self._run_tool(
-            "format", "-t", cluster_id, "-c", str(self.server_properties), "--ignore-formatted"
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.server_properties),
+            "--ignore-formatted",
+            *scram,
         )
 
     # --- process -------------------------------------------------------------------------
@@ -443,7 +521,10 @@ class LocalBroker:
 
     def _check_ports_free(self) -> None:
         _host, port = parse_bootstrap(self.bootstrap)
-        for p, role in ((port, "client"), (port + 1, "controller")):
+        ports = [(port, "client"), (port + 1, "controller")]
+        if self.secured is not None:
+            ports += [(port + 2, "SASL_SSL"), (port + 3, "mutual TLS")]
+        for p, role in ports:
             if _port_in_use(p):
                 raise BrokerError(
                     f"{BIND_HOST}:{p} (the broker's {role} port) is already in use by another "

@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -123,6 +123,44 @@ class FraudscoreSettings(BaseSettings):
     )
     session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="A silent worker leaves the group after this long"
+    )
+
+    # --- Kafka security (docs/SECURITY.md; applied in sinks/kafka_security.py) ------------
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client of the service connects: SSL is TLS (with a "
+        "client certificate for mutual TLS), SASL_SSL is TLS plus SASL, SASL_PLAINTEXT is SASL "
+        "without TLS",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512",
+        description="SASL mechanism with SASL_SSL or SASL_PLAINTEXT (PLAIN only over TLS "
+        "outside dev: it sends the password as it is)",
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, description="SASL user name (required with a SASL protocol)"
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None,
+        description="SASL password (a secret, never logged; or "
+        "FRAUDSCORE_KAFKA_SASL_PASSWORD_FILE)",
+    )
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA certificates the brokers' certificates are verified "
+        "with (SSL, SASL_SSL); unset: the system's trust store",
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        default=None,
+        description="PEM client certificate for mutual TLS (with kafka_ssl_key_file)",
+    )
+    kafka_ssl_key_file: Path | None = Field(
+        default=None, description="PEM private key of the client certificate"
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None,
+        description="Password of an encrypted client key (a secret, never logged; or "
+        "FRAUDSCORE_KAFKA_SSL_KEY_PASSWORD_FILE)",
     )
 
     # --- Checkpoints ----------------------------------------------------------------------
@@ -342,6 +380,13 @@ class FraudscoreSettings(BaseSettings):
         description="Longest wait of POST /v1/labels for the broker to acknowledge the label",
     )
 
+    api_request_timeout_ms: int = Field(
+        default=10_000,
+        ge=100,
+        description="Longest time any API request may take before it is answered 504 (the "
+        "work left behind is abandoned; an audit SQL query is interrupted)",
+    )
+
     api_card_owner_cache_ms: int = Field(
         default=1_000,
         ge=0,
@@ -402,6 +447,34 @@ class FraudscoreSettings(BaseSettings):
         description="Where the built-in default model is kept after its first training",
     )
     kafka_heap: str = Field(default="768m", description="Heap of the local broker (-Xmx)")
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> FraudscoreSettings:
+        """Refuse a Kafka security set-up that cannot connect or would leak the password."""
+        protocol = self.kafka_security_protocol
+        sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
+        if sasl and (self.kafka_sasl_username is None or self.kafka_sasl_password is None):
+            raise ValueError(
+                f"kafka_security_protocol {protocol} needs FRAUDSCORE_KAFKA_SASL_USERNAME and "
+                "FRAUDSCORE_KAFKA_SASL_PASSWORD (or FRAUDSCORE_KAFKA_SASL_PASSWORD_FILE)"
+            )
+        if sasl and not tls and self.kafka_sasl_mechanism == "PLAIN" and self.environment != "dev":
+            raise ValueError(
+                "SASL PLAIN without TLS sends the Kafka password in clear: use SASL_SSL (or a "
+                "SCRAM mechanism) outside the dev environment"
+            )
+        tls_files = (self.kafka_ssl_ca_file, self.kafka_ssl_cert_file, self.kafka_ssl_key_file)
+        if not tls and any(f is not None for f in tls_files):
+            raise ValueError(
+                f"FRAUDSCORE_KAFKA_SSL_* files are set but kafka_security_protocol is {protocol}: "
+                "use SSL or SASL_SSL for them to be used"
+            )
+        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            raise ValueError(
+                "mutual TLS needs both FRAUDSCORE_KAFKA_SSL_CERT_FILE and "
+                "FRAUDSCORE_KAFKA_SSL_KEY_FILE"
+            )
+        return self
 
     @property
     def state_dir(self) -> Path:

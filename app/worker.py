@@ -106,7 +106,6 @@ class Worker:
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set, then checkpoint everything and leave the group."""
-        asyncio.run(ensure_topics(self.settings))
         self.status.rebalancing()  # not joined yet (again, after fresh clients)
         self.consumer.subscribe(
             [self.settings.input_topic],
@@ -385,6 +384,9 @@ def _serve(
     failpoints = Failpoints(settings.failpoints)
     restarts: deque[float] = deque(maxlen=_MAX_RESTARTS)
     try:
+        # Before the transactional producer: its init_transactions only times out (and is
+        # retried) where aiokafka logs why, e.g. a SASL authentication failure, and fails.
+        asyncio.run(ensure_topics(settings))
         while True:
             try:
                 worker = Worker(

@@ -28,6 +28,7 @@ from confluent_kafka.admin import AdminClient
 
 from features.pan import mask_pans
 from sinks.errors import TopicError
+from sinks.kafka_security import aiokafka_security, confluent_security
 
 if TYPE_CHECKING:
     from app.settings import FraudscoreSettings
@@ -50,8 +51,8 @@ _METADATA_TIMEOUT_S = 30.0
 
 
 def client_options(settings: FraudscoreSettings) -> dict[str, Any]:
-    """Connection options shared by every client (TLS/SASL come with the security issue)."""
-    return {"bootstrap_servers": settings.kafka_bootstrap}
+    """aiokafka connection options shared by every client: address, TLS and SASL."""
+    return {"bootstrap_servers": settings.kafka_bootstrap, **aiokafka_security(settings)}
 
 
 def _wanted_topics(settings: FraudscoreSettings) -> list[NewTopic]:
@@ -152,9 +153,14 @@ def bulk_producer(settings: FraudscoreSettings) -> AIOKafkaProducer:
     )
 
 
-def _confluent_options(settings: FraudscoreSettings) -> dict[str, Any]:
-    """librdkafka options shared by the data path's clients (its log goes to Python logging)."""
-    return {"bootstrap.servers": settings.kafka_bootstrap, "logger": _librdkafka_log}
+def confluent_options(settings: FraudscoreSettings) -> dict[str, Any]:
+    """librdkafka options shared by the data path's clients: address, TLS and SASL (its log
+    goes to Python logging)."""
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "logger": _librdkafka_log,
+        **confluent_security(settings),
+    }
 
 
 _librdkafka_log = logging.getLogger("librdkafka")
@@ -168,7 +174,7 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 def group_admin(settings: FraudscoreSettings) -> AdminClient:
     """An admin client for reading topics and the consumer group's assignment (the API)."""
-    return AdminClient(_confluent_options(settings))
+    return AdminClient(confluent_options(settings))
 
 
 def worker_consumer(settings: FraudscoreSettings, client_id: str | None = None) -> Consumer:
@@ -176,7 +182,7 @@ def worker_consumer(settings: FraudscoreSettings, client_id: str | None = None) 
     ``client_id`` is what the group's description shows of it (a worker advertises its HTTP
     address there: :mod:`app.card_owner`)."""
     config: dict[str, Any] = {
-        **_confluent_options(settings),
+        **confluent_options(settings),
         **({} if client_id is None else {"client.id": client_id}),
         "group.id": settings.group_id,
         "enable.auto.commit": False,
@@ -204,7 +210,7 @@ def checkpoint_producer(settings: FraudscoreSettings, transactional_id: str) -> 
     }
     return Producer(
         {
-            **_confluent_options(settings),
+            **confluent_options(settings),
             **(transactional if settings.exactly_once else {}),
             "enable.idempotence": True,
             "acks": "all",
@@ -220,7 +226,7 @@ def aggregator_consumer(settings: FraudscoreSettings) -> Consumer:
     partitions, positioned by the registry database (its group is never committed to)."""
     return Consumer(
         {
-            **_confluent_options(settings),
+            **confluent_options(settings),
             "group.id": f"{settings.service_name}.merchant-risk",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -235,7 +241,7 @@ def aggregator_producer(settings: FraudscoreSettings) -> Producer:
     per labels topic: a second one's ``init_transactions`` fences the first)."""
     return Producer(
         {
-            **_confluent_options(settings),
+            **confluent_options(settings),
             "transactional.id": f"{settings.service_name}.{settings.labels_topic}.merchant-risk",
             "transaction.timeout.ms": settings.transaction_timeout_ms,
             "enable.idempotence": True,
@@ -284,7 +290,7 @@ def committed_reader(settings: FraudscoreSettings) -> Consumer:
     """
     return Consumer(
         {
-            **_confluent_options(settings),
+            **confluent_options(settings),
             "group.id": f"{settings.group_id}.reader",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,

@@ -13,7 +13,7 @@ from app.api import handlers
 from app.api.auth import token_verifier
 from app.api.metrics import ApiMetrics, RequestMetricsMiddleware
 from app.api.metrics import router as metrics_router
-from app.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.api.middleware import BodyLimitMiddleware, DeadlineMiddleware, RequestIdMiddleware
 from app.api.resources import lifespan
 from app.api.routers import (
     audit,
@@ -48,8 +48,9 @@ def create_app(settings: FraudscoreSettings | None = None) -> FastAPI:
     for router in (health, cards, decisions, audit, merchants, models, policies, labels):
         app.include_router(router.router)
     app.include_router(metrics_router)
-    # the last added runs first: every response, the 413 included, carries the request id,
-    # and every one is counted
+    # the last added runs first: every response, the 413 and 504 included, carries the
+    # request id, and every one is counted
+    app.add_middleware(DeadlineMiddleware, timeout_s=settings.api_request_timeout_ms / 1000)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)

@@ -3,17 +3,19 @@ decision, and the "as of" parameters they share."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Self
 
 import msgspec
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sinks.iceberg import AuditRow
 
 TransactionId = Annotated[str, Path(min_length=1, max_length=64)]
 _TAG_PATTERN = r"^day-\d{4}-\d{2}-\d{2}$"
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 class Position(BaseModel):
@@ -70,6 +72,17 @@ class AsOf(QueryParameters):
     as_of: datetime | None = Field(None, description="only rows ingested at or before this")
     tag: str | None = Field(None, pattern=_TAG_PATTERN, description="e.g. day-2026-11-21")
     snapshot_id: int | None = Field(None, ge=0, description="Iceberg time travel")
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _a_time_not_a_number(cls, value: object) -> object:
+        """pydantic would read a number (or a numeric string) as Unix time: the documented
+        type is an RFC 3339 string, so a number is refused."""
+        if isinstance(value, int | float) or (
+            isinstance(value, str) and _NUMBER.fullmatch(value.strip())
+        ):
+            raise ValueError("as_of is an RFC 3339 time such as 2026-11-21T12:00:00Z")
+        return value
 
     @model_validator(mode="after")
     def _one_at_most(self) -> Self:

@@ -94,8 +94,8 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 # the error responses to declare in OpenAPI, by kind of endpoint
-PUBLIC_RESPONSES = documented(500)
-PROTECTED_RESPONSES = documented(401, 403, 422, 500, 503)
+PUBLIC_RESPONSES = documented(500, 504)  # 504: past api_request_timeout_ms (middleware)
+PROTECTED_RESPONSES = documented(401, 403, 422, 500, 503, 504)
 BODY_RESPONSES = documented(400, 413)  # 400: a body that is not even text
 
 

@@ -1,14 +1,18 @@
-"""Pure ASGI middleware: the request id, and the request body size limit.
+"""Pure ASGI middleware: the request id, the request body size limit and the deadline.
 
 :class:`RequestIdMiddleware` gives every request an id (the client's ``X-Request-ID`` if it
 is a short token, else a new one), keeps it in the request state for the error responses and
 sends it back as a header. :class:`BodyLimitMiddleware` refuses a body larger than the limit:
 at once when ``Content-Length`` says so, else (a chunked body) as soon as the bytes read pass
-it, so an oversized body is never held in memory.
+it, so an oversized body is never held in memory. :class:`DeadlineMiddleware` answers 504
+when the application has not started its response within the deadline; what it was doing
+goes on unobserved (a request handled in a thread cannot be stopped from outside: the audit
+SQL bounds its DuckDB query itself) and its late answer is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
@@ -78,6 +82,43 @@ class BodyLimitMiddleware:
             return message
 
         return counted
+
+
+class DeadlineMiddleware:
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = abandoned = False
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if abandoned:
+                return  # the late answer of a request already answered 504
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, guarded))
+        done, _ = await asyncio.wait({task}, timeout=self.timeout_s)
+        if done or started:  # finished, or already answering: let it end its response
+            await task
+            return
+        abandoned = True
+        task.add_done_callback(_retrieve)
+        task.cancel()
+        message = f"the request took longer than its deadline of {self.timeout_s * 1000:g} ms"
+        request_id = scope.get("state", {}).get("request_id")
+        await error_response(504, "timeout", message, request_id)(scope, receive, send)
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """Collect an abandoned request's outcome: it has been answered 504 already."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

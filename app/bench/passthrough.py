@@ -44,7 +44,7 @@ from app.bench._common import Outgoing as BenchRecord
 from app.bench._common import bulk_produce, fresh_settings, load1, machine_info, partitioner
 from app.loadgen import outgoing
 from app.settings import FraudscoreSettings
-from sinks.kafka import ensure_topics
+from sinks.kafka import client_options, confluent_options, ensure_topics
 
 console = Console()
 CONTENDERS = ("aiokafka", "confluent-kafka")
@@ -65,7 +65,7 @@ async def _aiokafka(settings: FraudscoreSettings, events: int) -> tuple[float, f
     out, interval_s = settings.decisions_topic, settings.checkpoint_interval_ms / 1000
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         group_id=group,
         enable_auto_commit=False,
         isolation_level="read_committed",
@@ -74,7 +74,7 @@ async def _aiokafka(settings: FraudscoreSettings, events: int) -> tuple[float, f
     )
     producers = {
         p: AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_options(settings),
             transactional_id=f"{group}.{p}",
             retry_backoff_ms=10,
         )
@@ -135,7 +135,7 @@ def _confluent(settings: FraudscoreSettings, events: int) -> tuple[float, float]
     interval_s = settings.checkpoint_interval_ms / 1000
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **confluent_options(settings),
             "group.id": settings.group_id,
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
@@ -144,7 +144,7 @@ def _confluent(settings: FraudscoreSettings, events: int) -> tuple[float, float]
     )
     producer = Producer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **confluent_options(settings),
             "transactional.id": f"{settings.group_id}.worker",
             "linger.ms": 5,
         }

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import shutil
+import string
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from app.broker import LocalBroker, parse_bootstrap, render_server_properties
+from app.broker import (
+    LocalBroker,
+    SecuredListeners,
+    parse_bootstrap,
+    random_cluster_id,
+    render_server_properties,
+)
 from app.cli.kafka import app as kafka_cli
 from app.errors import BrokerError, MissingToolError
 from app.settings import FraudscoreSettings
@@ -60,6 +67,30 @@ def test_parse_bootstrap_rejects_what_a_local_broker_cannot_serve(
 ) -> None:
     with pytest.raises(BrokerError, match=message):
         parse_bootstrap(bootstrap)
+
+
+def test_secured_listeners_add_sasl_ssl_and_mutual_tls_beside_plaintext(tmp_path: Path) -> None:
+    secured = SecuredListeners(tmp_path / "ks.pem", tmp_path / "ca.pem", {"svc": "pw"})
+    props = _properties(render_server_properties(19092, tmp_path / "data", secured))
+    assert props["listeners"] == (
+        "PLAINTEXT://127.0.0.1:19092,SASL_SSL://127.0.0.1:19094,MTLS://127.0.0.1:19095,"
+        "CONTROLLER://127.0.0.1:19093"
+    )
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"  # the readiness probe's too
+    assert "MTLS:SSL" in props["listener.security.protocol.map"].split(",")
+    assert props["listener.name.mtls.ssl.client.auth"] == "required"
+    assert 'user_svc="pw"' in props["listener.name.sasl_ssl.plain.sasl.jaas.config"]
+    assert props["ssl.keystore.location"] == str(tmp_path / "ks.pem")
+    assert secured.scram_arguments() == ["--add-scram", "SCRAM-SHA-512=[name=svc,password=pw]"]
+
+
+def test_cluster_ids_look_like_kafkas_random_uuids() -> None:
+    ids = {random_cluster_id() for _ in range(200)}
+    assert len(ids) == 200
+    for cluster_id in ids:
+        assert len(cluster_id) == 22
+        assert not cluster_id.startswith("-")
+        assert set(cluster_id) <= set(string.ascii_letters + string.digits + "-_")
 
 
 def test_server_properties_describe_a_single_node_kraft_broker(tmp_path: Path) -> None:

@@ -84,7 +84,14 @@ class SqlResult(BaseModel):
 
 @router.post("/sql", summary="A read-only DuckDB query over the audit rows")
 def sql(body: SqlQuery, settings: SettingsDep) -> SqlResult:
-    result = run_sql(settings, body.query, start=body.start, end=body.end, **body.keywords())
+    result = run_sql(
+        settings,
+        body.query,
+        start=body.start,
+        end=body.end,
+        timeout_s=settings.api_request_timeout_ms / 1000,  # the 504 has been sent by then
+        **body.keywords(),
+    )
     shown = result.slice(0, body.limit)
     return SqlResult(
         columns=shown.column_names,

@@ -1,5 +1,6 @@
 """``/v1/models``: the model registry (docs/REGISTRY.md). Reading: analyst or admin;
-promoting: admin, recorded in the admin log under the token's subject."""
+promoting, rolling back and shadow scoring: admin, each recorded in the admin log under the
+token's subject (by :mod:`app.db.registry`, as for the CLI)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,16 @@ class Promotion(BaseModel):
     replaced: str | None  # the model active before, now retired
 
 
+class Rollback(BaseModel):
+    rolled_back: str  # the model of the newest promotion, now retired
+    active: str  # the model active before it, active again
+
+
+class Shadowing(BaseModel):
+    shadow: str | None  # the model scored in shadow now (none after unshadow)
+    replaced: str | None  # the model in shadow before, a candidate again
+
+
 @router.get("", summary="Every registered model", dependencies=[Reader])
 def list_models(resources: ResourcesDep) -> list[Model]:
     with resources.session() as session:
@@ -68,3 +79,37 @@ def promote(version: Version, principal: Admin, resources: ResourcesDep) -> Prom
     with resources.session() as session:
         previous = registry.promote(session, version, principal.subject)
         return Promotion(active=version, replaced=None if previous is None else previous.version)
+
+
+@router.post(
+    "/rollback",
+    summary="Undo the newest promotion: the model active before it is active again",
+    responses=documented(409),
+)
+def rollback(principal: Admin, resources: ResourcesDep) -> Rollback:
+    with resources.session() as session:
+        undone, restored = registry.rollback(session, principal.subject)
+        return Rollback(rolled_back=undone.version, active=restored.version)
+
+
+@router.post(
+    "/{version}/shadow",
+    summary="Score a registered model beside the active one (it never decides)",
+    responses=documented(404, 409),
+)
+def shadow(version: Version, principal: Admin, resources: ResourcesDep) -> Shadowing:
+    with resources.session() as session:
+        previous = registry.shadow(session, version, principal.subject)
+        return Shadowing(shadow=version, replaced=None if previous is None else previous.version)
+
+
+@router.post(
+    "/unshadow",
+    summary="Stop shadow scoring: the shadow model becomes a candidate again",
+    responses=documented(409),
+)
+def unshadow(principal: Admin, resources: ResourcesDep) -> Shadowing:
+    with resources.session() as session:
+        return Shadowing(
+            shadow=None, replaced=registry.unshadow(session, principal.subject).version
+        )

@@ -11,10 +11,13 @@ import msgspec
 import pytest
 from fastapi.testclient import TestClient
 
+from app.api.application import create_app
 from app.api.auth import Role
 from app.audit import open_audit_table
+from app.audit_query import run_sql
 from app.settings import FraudscoreSettings
 from models.pipeline import DecisionRecord
+from sinks.errors import AuditQueryError
 from sinks.iceberg import CommittedDecision
 from tests.support.api import bearer, token
 from tests.support.artefact import make_artefact
@@ -126,3 +129,46 @@ def test_a_decision_whose_model_is_not_here_cannot_be_reproduced(
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "cannot_reproduce"
     assert "model register" in refused.json()["error"]["message"]
+
+
+ENDLESS = "SELECT count(*) FROM range(1000000000000) AS a(i) WHERE i % 7 = 3"
+
+
+def test_a_request_past_its_deadline_is_answered_504_and_its_query_interrupted(
+    settings: FraudscoreSettings, decisions: list[DecisionRecord]
+) -> None:
+    hurried = settings.model_copy(update={"api_request_timeout_ms": 2000})
+    with TestClient(create_app(hurried)) as client:
+        slow = client.post(
+            "/v1/audit/sql",
+            json={"query": ENDLESS},
+            headers={**ANALYST, "X-Request-ID": "slow-1"},
+        )
+        quick = client.post(
+            "/v1/audit/sql", json={"query": "SELECT count(*) AS n FROM decisions"}, headers=ANALYST
+        )
+    assert slow.status_code == 504
+    assert slow.json()["error"]["code"] == "timeout"
+    assert slow.json()["error"]["request_id"] == "slow-1"
+    assert slow.headers["X-Request-ID"] == "slow-1"
+    assert quick.status_code == 200
+    assert quick.json()["rows"] == [[len(decisions)]]
+
+
+def test_an_audit_query_past_its_time_is_interrupted(
+    settings: FraudscoreSettings, decisions: list[DecisionRecord]
+) -> None:
+    with pytest.raises(AuditQueryError, match=r"(?i)interrupt"):
+        run_sql(settings, ENDLESS, timeout_s=0.2)
+
+
+@pytest.mark.parametrize("as_of", ["0.0", "1700000000", "-1e3"])
+def test_as_of_is_a_time_never_a_number_read_as_unix_time(
+    client: TestClient, decisions: list[DecisionRecord], as_of: str
+) -> None:
+    url = f"/v1/audit/days/{decisions[0].event_time[:10]}/stats"
+    refused = client.get(url, params={"as_of": as_of}, headers=ANALYST)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["loc"][-1] == "as_of"
+    body = {"query": "SELECT 1 AS one", "as_of": float(as_of)}
+    assert client.post("/v1/audit/sql", json=body, headers=ANALYST).status_code == 422

@@ -128,6 +128,42 @@ def test_models_are_listed_and_promoted_by_an_admin_in_the_admin_log(
     assert _admin_log(settings)[:2] == [("adam", "model.promote"), ("adam", "model.promote")]
 
 
+def test_an_admin_rolls_back_and_runs_a_shadow_model_in_the_admin_log(
+    client: TestClient, settings: FraudscoreSettings, tmp_path: Path
+) -> None:
+    engine = create_db_engine(settings)
+    with Session(engine) as session, session.begin():
+        for version in ("m1", "m2", "m3"):
+            registry.register_model(session, make_artefact(tmp_path / version, version, 5), "t")
+    engine.dispose()
+    nothing = client.post("/v1/models/rollback", headers=ADMIN)
+    assert (nothing.status_code, nothing.json()["error"]["code"]) == (409, "conflict")
+    for version in ("m1", "m2"):
+        assert client.post(f"/v1/models/{version}/promote", headers=ADMIN).status_code == 200
+    assert client.post("/v1/models/rollback", headers=ADMIN).json() == {
+        "rolled_back": "m2", "active": "m1",
+    }  # fmt: skip
+    assert client.get("/v1/models/m1", headers=ANALYST).json()["status"] == "active"
+    assert client.get("/v1/models/m2", headers=ANALYST).json()["status"] == "retired"
+
+    assert client.post("/v1/models/m3/shadow", headers=ADMIN).json() == {
+        "shadow": "m3", "replaced": None,
+    }  # fmt: skip
+    assert client.get("/v1/models/m3", headers=ANALYST).json()["status"] == "shadow"
+    active = client.post("/v1/models/m1/shadow", headers=ADMIN)
+    assert (active.status_code, active.json()["error"]["code"]) == (409, "conflict")
+    assert client.post("/v1/models/m9/shadow", headers=ADMIN).status_code == 404
+    assert client.post("/v1/models/unshadow", headers=ADMIN).json() == {
+        "shadow": None, "replaced": "m3",
+    }  # fmt: skip
+    assert client.get("/v1/models/m3", headers=ANALYST).json()["status"] == "candidate"
+    assert client.post("/v1/models/unshadow", headers=ADMIN).status_code == 409
+    assert _admin_log(settings)[:5] == [
+        ("adam", "model.unshadow"), ("adam", "model.shadow"), ("adam", "model.rollback"),
+        ("adam", "model.promote"), ("adam", "model.promote"),
+    ]  # fmt: skip
+
+
 def test_policies_are_set_by_an_admin_in_the_admin_log(
     client: TestClient, settings: FraudscoreSettings
 ) -> None:

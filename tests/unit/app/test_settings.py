@@ -21,6 +21,8 @@ SECRETS = {
     "audit_catalog_password": "cat-pw-3c4b5a",
     "audit_s3_secret_access_key": "s3-key-9a8b7c",
     "api_jwt_secret": "jwt-secret-6d5e4f-jwt-secret-6d5e4f",
+    "kafka_sasl_password": "sasl-pw-1a2b3c",
+    "kafka_ssl_key_password": "key-pw-4d5e6f",
 }
 
 
@@ -32,6 +34,8 @@ def _with_secrets(tmp_path: Path) -> FraudscoreSettings:
         audit_warehouse="s3://warehouse/audit",
         audit_s3_endpoint="http://minio:9000",
         audit_s3_access_key_id="fraudscore",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="fraudscore",
         **values,
     )
 
