@@ -20,14 +20,16 @@ import random
 import signal
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import msgspec
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import CommitFailedException
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.audit_maintenance import MaintenancePlan, MaintenanceSchedule, maintain
 from app.audit_metrics import AuditMetrics, start_audit_http
 from app.db.engine import with_password
 from app.failpoint import Failpoints
@@ -101,30 +103,6 @@ def load_audit_table(settings: FraudscoreSettings) -> AuditTable:
     return load_table(_catalog(settings), settings.audit_table)
 
 
-def expire_snapshots(settings: FraudscoreSettings, older_than: datetime, keep: int) -> int:
-    """Expire old snapshots of the audit table (safe while the sink writes); how many."""
-    return len(load_audit_table(settings).expire_snapshots(older_than, keep))
-
-
-def remove_orphan_files(settings: FraudscoreSettings, older_than: datetime) -> int:
-    """Delete unreferenced files of the audit table written before ``older_than``; how many."""
-    return len(load_audit_table(settings).remove_orphan_files(older_than))
-
-
-def tag_closed_days(settings: FraudscoreSettings, today: date) -> dict[date, int]:
-    """Tag the last snapshot of every UTC day before ``today`` not tagged yet (``day-DATE``;
-    tagged snapshots are never expired); the snapshots tagged, by day."""
-    return load_audit_table(settings).tag_closed_days(today)
-
-
-def compact_closed_days(settings: FraudscoreSettings, today: date) -> dict[date, int]:
-    """Compact every day before ``today`` (UTC) whose rows are in several files (safe while
-    the sink writes); files replaced per day compacted."""
-    table = load_audit_table(settings)
-    done = {day: table.compact_day(day) for day in table.days_to_compact(today)}
-    return {day: files for day, files in done.items() if files}
-
-
 class AuditSink:
     def __init__(
         self, settings: FraudscoreSettings, table: AuditTable, metrics: AuditMetrics | None = None
@@ -134,6 +112,7 @@ class AuditSink:
         self.metrics = metrics or AuditMetrics()
         self.failpoints = Failpoints(settings.failpoints)
         self.consumer = audit_reader(settings)
+        self.maintenance = MaintenanceSchedule(settings)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume and append until ``stop`` is set; then append what is pending."""
@@ -175,6 +154,9 @@ class AuditSink:
                 await self._checkpoint(pending)
                 pending = []
                 due = time.monotonic() + interval_s
+            plan = self.maintenance.due()
+            if plan is not None:
+                await asyncio.to_thread(self._maintain, plan)
         if pending:
             await self._checkpoint(pending)
 
@@ -223,6 +205,28 @@ class AuditSink:
                 attempt,
             )
             time.sleep(random.uniform(0.0, min(1.0, 0.05 * attempt)))
+
+    def _maintain(self, plan: MaintenancePlan) -> None:
+        """A maintenance run between checkpoints, on the sink's own handle (so it never races
+        the sink's commits; another writer's it handles like the CLI's run). A run that keeps
+        losing races gives up until the next one; any other error stops the sink."""
+        started = time.monotonic()
+        try:
+            report = maintain(self.table, datetime.now(UTC), plan)
+        except CommitFailedException:
+            self.metrics.maintenance_failures.inc()
+            log.warning("audit maintenance kept losing commit races; it tries again next run")
+            return
+        seconds = time.monotonic() - started
+        self.metrics.maintained(report, seconds, self.table.snapshot_count())
+        log.info(
+            "audit maintenance in %.0f ms: %d days compacted, %d tagged, %d snapshots expired%s",
+            seconds * 1000,
+            len(report.compacted),
+            len(report.tagged),
+            len(report.expired),
+            "" if report.orphans is None else f", {len(report.orphans)} orphan files removed",
+        )
 
     async def _report(self, position: AuditPosition) -> None:
         """Commit the table's offsets to the consumer group, for lag monitoring only."""
