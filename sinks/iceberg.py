@@ -549,9 +549,14 @@ class AuditTable:
             return None
         position = AuditPosition(base.checkpoint_id + 1, base.after(new))
         batch = arrow_batch(self.table.schema(), new, position.checkpoint_id, ingested_at)
+        return self.stage_batch(batch, position)
+
+    def stage_batch(self, batch: pa.Table, position: AuditPosition) -> StagedAppend:
+        """Write the data files of the append that takes the table to ``position``: ``batch``,
+        rows in the table's schema sorted by card and time, none of them in the table yet."""
         transaction = self.table.transaction()
         transaction.append(batch, snapshot_properties=position.summary())
-        return StagedAppend(transaction, position.checkpoint_id, len(new))
+        return StagedAppend(transaction, position.checkpoint_id, batch.num_rows)
 
     def commit(self, staged: StagedAppend) -> AuditPosition | None:
         """Commit a staged append; the table's new position. None if another writer moved the
