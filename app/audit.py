@@ -44,7 +44,13 @@ from sinks.iceberg import (
     load_table,
     open_table,
 )
-from sinks.kafka import PROCESSED_AT_HEADER, audit_reader, ensure_topics, topic_partitions
+from sinks.kafka import (
+    CHECKPOINT_HEADER,
+    PROCESSED_AT_HEADER,
+    audit_reader,
+    ensure_topics,
+    topic_partitions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -247,13 +253,15 @@ def _committed(record: ConsumerRecord) -> CommittedDecision:
             f"decoded ({exc}); the audit sink stops rather than leave a hole in the trail: "
             "find what wrote it to the decisions topic"
         ) from exc
-    processed_at = dict(record.headers).get(PROCESSED_AT_HEADER)
+    headers = dict(record.headers)
+    processed_at, checkpoint = headers.get(PROCESSED_AT_HEADER), headers.get(CHECKPOINT_HEADER)
     return CommittedDecision(
         decision,
         record.topic,
         record.partition,
         record.offset,
         None if processed_at is None else from_epoch_ms(int(processed_at)),
+        None if checkpoint is None else checkpoint.decode(),
     )
 
 

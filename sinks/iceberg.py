@@ -87,6 +87,15 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _METADATA_ATTEMPTS: Final = 5  # a metadata change or compaction that keeps losing races gives up
 _SORT: Final = [("card_id", "ascending"), ("event_time", "ascending")]
 _MERCHANT_RISK_DOC: Final = "the merchant snapshot the merchant features came from (null: none)"
+_WORKER_CHECKPOINT_DOC: Final = (
+    "the worker's checkpoint (Kafka transaction) that committed the decision: "
+    "<transactional id>@<its processed_at ms> (null: not recorded)"
+)
+# optional columns added after tables were made, added to older tables when opened
+_LATER_COLUMNS: Final = (
+    ("merchant_risk_version", _MERCHANT_RISK_DOC),
+    ("worker_checkpoint_id", _WORKER_CHECKPOINT_DOC),
+)
 DAY_TAG_PREFIX: Final = "day-"  # + the UTC date: the table as it was at the end of that day
 _STATS_COLUMNS: Final = ("decision", "model_version", "reasons")
 
@@ -131,6 +140,7 @@ def audit_schema(feature_names: Sequence[str] = FEATURE_NAMES) -> Schema:
         col("decided_at", TimestamptzType(), "when the worker decided", required=False),
         col("checkpoint_id", LongType(), "audit checkpoint (Iceberg commit) that added the row"),
         col("ingested_at", TimestamptzType(), "when that audit checkpoint was written"),
+        col("worker_checkpoint_id", StringType(), _WORKER_CHECKPOINT_DOC, required=False),
     )
 
 
@@ -173,7 +183,7 @@ def open_table(catalog: Catalog, identifier: str, properties: Mapping[str, str])
     )
     audit = AuditTable(table)
     audit.ensure_properties(wanted)
-    audit.ensure_merchant_risk_column()
+    audit.ensure_later_columns()
     return audit
 
 
@@ -200,6 +210,7 @@ class CommittedDecision:
     partition: int
     offset: int
     decided_at: datetime | None  # the worker's ``fraudscore.processed_at_ms`` header
+    worker_checkpoint: str | None = None  # its ``fraudscore.checkpoint`` header
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +259,7 @@ def _columns(
         "decided_at": [c.decided_at for c in decisions],
         "checkpoint_id": [checkpoint_id] * n,
         "ingested_at": [ingested_at] * n,
+        "worker_checkpoint_id": [c.worker_checkpoint for c in decisions],
     }
 
 
@@ -303,6 +315,7 @@ def row_of(values: Mapping[str, Any]) -> AuditRow:
         values["decision_partition"],
         values["decision_offset"],
         values["decided_at"],
+        values.get("worker_checkpoint_id"),
     )
     return AuditRow(committed, values["checkpoint_id"], values["ingested_at"])
 
@@ -729,15 +742,19 @@ class AuditTable:
             log.info("removed %d orphan files of %s", len(orphans), self.table.name())
         return orphans
 
-    def ensure_merchant_risk_column(self) -> None:
-        """Schema evolution: a table made before decisions named their merchant snapshot gets
-        the optional column (its older rows read null)."""
+    def ensure_later_columns(self) -> None:
+        """Schema evolution: a table made before a column was added to the schema (the
+        merchant snapshot, the worker's checkpoint) gets it as an optional column; its older
+        rows read null, its older snapshots keep their own schema."""
 
         def change(table: Table) -> None:
-            if "merchant_risk_version" not in {f.name for f in table.schema().fields}:
-                log.info("adding column merchant_risk_version to %s", table.name())
+            known = {f.name for f in table.schema().fields}
+            missing = [(name, doc) for name, doc in _LATER_COLUMNS if name not in known]
+            if missing:
+                log.info("adding columns %s to %s", [n for n, _ in missing], table.name())
                 with table.update_schema() as update:
-                    update.add_column("merchant_risk_version", StringType(), _MERCHANT_RISK_DOC)
+                    for name, doc in missing:
+                        update.add_column(name, StringType(), doc)
 
         self._change_metadata(change)
 

@@ -327,6 +327,7 @@ def _row_table(row: AuditRow) -> Table:
         ("input record", f"{d.source.topic}/{d.source.partition}@{d.source.offset}"),
         ("decision record", f"{committed.topic}/{committed.partition}@{committed.offset}"),
         ("decided at", "-" if committed.decided_at is None else committed.decided_at.isoformat()),
+        ("worker checkpoint", committed.worker_checkpoint or "-"),
         ("audit checkpoint", f"{row.checkpoint_id}, ingested {row.ingested_at.isoformat()}"),
         (f"features (schema {d.feature_schema_version})", _features(d.features)),
     ):

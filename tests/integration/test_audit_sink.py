@@ -16,6 +16,7 @@ from app.audit import load_audit_table
 from app.loadgen import produce
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
+from sinks.iceberg import from_epoch_ms
 from sinks.kafka import client_options
 from tests.support.audit import assert_audit_equals_decisions, start_sink, wait_for_rows
 from tests.support.decisions import decisions_of, publish, with_feature
@@ -53,6 +54,12 @@ async def test_a_workers_decisions_land_once_each_in_the_final_commit_on_sigterm
     assert len(rows) == count
     assert {row.checkpoint_id for row in rows} == {1}
     assert len(load_audit_table(settings).table.snapshots()) == 1
+    # each row names the worker's checkpoint (Kafka transaction) that committed it
+    for row in rows:
+        assert row.committed.decided_at is not None
+        worker, _, ms = (row.committed.worker_checkpoint or "").rpartition("@")
+        assert worker.startswith(settings.transactional_id(""))
+        assert from_epoch_ms(int(ms)) == row.committed.decided_at
 
 
 async def test_aborted_decisions_stay_out_and_a_new_feature_becomes_a_column(

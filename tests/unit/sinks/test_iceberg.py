@@ -221,6 +221,28 @@ def test_a_new_feature_becomes_an_optional_column_and_old_snapshots_stay_readabl
     assert _keyed(r.committed for r in now) == _keyed(read[:300] + newer)
 
 
+def test_a_table_made_before_the_worker_checkpoint_column_gets_it_and_stays_readable(
+    tmp_path: Path, table: AuditTable, read: list[CommittedDecision]
+) -> None:
+    with table.table.update_schema() as update:  # the table as an older sink made it
+        update.delete_column("worker_checkpoint_id")
+    _append(table, read[:300])
+    old_snapshot = table.position().snapshot_id
+
+    reopened = _table(tmp_path)  # what a newer sink does at start
+    column = reopened.table.schema().find_field("worker_checkpoint_id")
+    assert not column.required
+    newer = [dataclasses.replace(c, worker_checkpoint=f"w.1@{c.offset}") for c in read[300:]]
+    _append(reopened, newer)
+
+    old = reopened.table.scan(snapshot_id=old_snapshot).to_arrow()
+    assert "worker_checkpoint_id" not in old.schema.names  # its own schema
+    assert _keyed(r.committed for r in rows_of(old)) == _keyed(read[:300])
+    now = _keyed(_all_rows(reopened))
+    assert now == _keyed(read[:300] + newer)
+    assert {now[(c.partition, c.offset)].worker_checkpoint for c in read[:300]} == {None}
+
+
 def test_a_stale_writer_that_loses_a_schema_race_filters_against_the_refreshed_table(
     tmp_path: Path, table: AuditTable, read: list[CommittedDecision]
 ) -> None:
