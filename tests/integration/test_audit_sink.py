@@ -57,8 +57,8 @@ async def test_a_workers_decisions_land_once_each_in_the_final_commit_on_sigterm
     # each row names the worker's checkpoint (Kafka transaction) that committed it
     for row in rows:
         assert row.committed.decided_at is not None
-        worker, _, ms = (row.committed.worker_checkpoint or "").rpartition("@")
-        assert worker.startswith(settings.transactional_id(""))
+        producer, _, ms = (row.committed.worker_checkpoint or "").rpartition("@")
+        assert producer.startswith(settings.transactional_id(""))
         assert from_epoch_ms(int(ms)) == row.committed.decided_at
 
 
