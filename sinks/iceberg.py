@@ -81,6 +81,9 @@ log = logging.getLogger(__name__)
 CHECKPOINT_PROPERTY: Final = "fraudscore.audit.checkpoint-id"
 OFFSETS_PROPERTY: Final = "fraudscore.audit.offsets"  # JSON {topic: {partition: next offset}}
 COMPACTED_PROPERTY: Final = "fraudscore.audit.compacted-day"  # on a compaction's two snapshots
+# + the day: a table property, how many files the day's last compaction wrote (a big day makes
+# several: pyiceberg splits by write.target-file-size-bytes), so it is not compacted again
+COMPACTED_FILES_PREFIX: Final = "fraudscore.audit.compacted-files."
 REQUIRED_PROPERTIES: Final = {"commit.retry.num-retries": "0"}
 AMOUNT_TYPE: Final = DecimalType(18, 4)  # ISO 4217 exponents go up to 4; amounts <= 10**12 minor
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -677,14 +680,16 @@ class AuditTable:
         return expired
 
     def days_to_compact(self, before: date) -> list[date]:
-        """The days before ``before`` whose rows are spread over more than one data file."""
+        """The days before ``before`` whose rows are spread over more data files than their
+        last compaction wrote (one, if never compacted)."""
         if self.table.current_snapshot() is None:  # pyiceberg cannot inspect an empty table
             return []
         partitions = self.table.inspect.partitions().select(["partition", "file_count"])
         return sorted(
-            p["partition"]["event_day"]
+            day
             for p in partitions.to_pylist()
-            if p["partition"]["event_day"] < before and p["file_count"] > 1
+            if (day := p["partition"]["event_day"]) < before
+            and p["file_count"] > _compacted_files(self.table, day)
         )
 
     def compact_day(self, day: date) -> int:
@@ -699,13 +704,15 @@ class AuditTable:
             nonlocal replaced
             condition = _day_condition(day)
             replaced = len(list(table.scan(row_filter=condition).plan_files()))
-            if replaced <= 1:
+            if replaced <= _compacted_files(table, day):
                 replaced = 0
                 return
             properties = {**committed_position(table).summary(), COMPACTED_PROPERTY: str(day)}
             rows = table.scan(row_filter=condition).to_arrow().sort_by(_SORT)
             transaction = table.transaction()
             transaction.overwrite(rows, overwrite_filter=condition, snapshot_properties=properties)
+            written = _summary(transaction.table_metadata.current_snapshot(), "added-data-files")
+            transaction.set_properties({f"{COMPACTED_FILES_PREFIX}{day}": written or "1"})
             transaction.commit_transaction()
 
         self.table.refresh()
@@ -803,6 +810,15 @@ def _expirable(table: Table, older_than: datetime, keep: int) -> list[int]:
         for s in table.snapshots()
         if s.timestamp_ms < cutoff and s.snapshot_id not in kept
     ]
+
+
+def _compacted_files(table: Table, day: date) -> int:
+    """How many files ``day``'s last compaction wrote; 1 if it never was compacted."""
+    return int(table.properties.get(f"{COMPACTED_FILES_PREFIX}{day}", "1"))
+
+
+def _summary(snapshot: Snapshot | None, key: str) -> str | None:
+    return None if snapshot is None or snapshot.summary is None else snapshot.summary.get(key)
 
 
 def _reachable(table: Table) -> set[str]:

@@ -377,6 +377,29 @@ def test_compaction_rewrites_a_day_into_one_file_and_the_sink_carries_on(
     assert _keyed(_all_rows(table)) == _keyed(spread)
 
 
+def test_a_day_compacted_into_several_files_is_not_compacted_again_until_a_file_comes(
+    table: AuditTable, read: list[CommittedDecision]
+) -> None:
+    """A big day's compaction writes several files (pyiceberg splits at the target file
+    size): that must not make it due again at every run, only once a checkpoint adds rows."""
+    with table.table.transaction() as transaction:  # small files, as a big day gets big ones
+        transaction.set_properties({"write.target-file-size-bytes": "20000"})
+    spread = _spread(read, days=1)
+    for start in range(0, 400, 100):
+        _append(table, spread[start : start + 100])
+    day = date(2026, 1, 1)
+    assert table.days_to_compact(date(2026, 1, 2)) == [day]
+    before = len(list(table.table.scan().plan_files()))
+    assert table.compact_day(day) == before
+    files = len(list(table.table.scan().plan_files()))
+    assert files > 1, "the compaction wrote one file: the test proves nothing"
+    assert table.days_to_compact(date(2026, 1, 2)) == []
+    assert table.compact_day(day) == 0
+    _append(table, spread[400:450])  # a late decision for the day
+    assert table.days_to_compact(date(2026, 1, 2)) == [day]
+    assert _keyed(_all_rows(table)) == _keyed(spread[:450])
+
+
 def test_a_sink_commit_staged_before_a_compaction_is_staged_again_on_it(
     tmp_path: Path, table: AuditTable, read: list[CommittedDecision]
 ) -> None:
