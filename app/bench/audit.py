@@ -35,7 +35,9 @@ sink's next checkpoint waits for it). Expiry's minimum age is real time, so it i
 
 **lookups**: ``--table-rows`` rows over ``--days`` event days, one sorted append per day (the
 layout compaction leaves), then a transaction looked up with and without its date and a
-card's history over the whole range, each ``--repeat`` times on a loaded table handle.
+card's history over the whole range, each ``--repeat`` times on a loaded table handle;
+``--row-group-rows`` sets ``write.parquet.row-group-limit`` (smaller row groups of the sorted
+rows let a card's query skip most of each file by its min/max statistics).
 """
 
 from __future__ import annotations
@@ -204,7 +206,10 @@ def day_report(run: DayRun, block_h: int = 4) -> list[str]:
 
 
 def lookups(args: argparse.Namespace, root: Path) -> list[str]:
-    table = open_audit_table(FraudscoreSettings(var_dir=root))
+    properties = {"commit.manifest-merge.enabled": "true"}
+    if args.row_group_rows:
+        properties["write.parquet.row-group-limit"] = str(args.row_group_rows)
+    table = open_audit_table(FraudscoreSettings(var_dir=root, audit_table_properties=properties))
     schema = table.table.schema().as_arrow()
     first = datetime.combine(datetime.now(UTC).date() - timedelta(days=args.days), clock(), UTC)
     per_day = args.table_rows // args.days
@@ -295,6 +300,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--table-rows", type=int, default=10_000_000, help="lookups: rows")
     parser.add_argument("--days", type=int, default=30, help="lookups: event days")
     parser.add_argument("--repeat", type=int, default=5, help="lookups: runs per query")
+    parser.add_argument(
+        "--row-group-rows", type=int, default=0, help="lookups: Parquet row groups; 0: default"
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     args.rng = np.random.default_rng(args.seed)
