@@ -10,6 +10,10 @@ Where it resumes is what the table says (``sinks.iceberg.committed_position``), 
 consumer group: the group's offsets are committed after each checkpoint for monitoring only.
 A checkpoint that loses a commit race (another sink, maintenance) is staged again on the new
 head, which drops what that head already holds; see docs/AUDIT.md for the whole argument.
+
+Between checkpoints it maintains the table when its schedule says so
+(:mod:`app.audit_maintenance`: tags and expiry every ``audit_maintenance_interval_s``,
+compaction and orphan removal every ``audit_compaction_interval_s``), on its own handle.
 """
 
 from __future__ import annotations
