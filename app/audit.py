@@ -10,6 +10,10 @@ Where it resumes is what the table says (``sinks.iceberg.committed_position``), 
 consumer group: the group's offsets are committed after each checkpoint for monitoring only.
 A checkpoint that loses a commit race (another sink, maintenance) is staged again on the new
 head, which drops what that head already holds; see docs/AUDIT.md for the whole argument.
+
+Between checkpoints it maintains the table when its schedule says so
+(:mod:`app.audit_maintenance`: tags and expiry every ``audit_maintenance_interval_s``,
+compaction and orphan removal every ``audit_compaction_interval_s``), on its own handle.
 """
 
 from __future__ import annotations
@@ -20,14 +24,16 @@ import random
 import signal
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import msgspec
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import CommitFailedException
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.audit_maintenance import MaintenancePlan, MaintenanceSchedule, maintain
 from app.audit_metrics import AuditMetrics, start_audit_http
 from app.db.engine import with_password
 from app.failpoint import Failpoints
@@ -42,7 +48,13 @@ from sinks.iceberg import (
     load_table,
     open_table,
 )
-from sinks.kafka import PROCESSED_AT_HEADER, audit_reader, ensure_topics, topic_partitions
+from sinks.kafka import (
+    CHECKPOINT_HEADER,
+    PROCESSED_AT_HEADER,
+    audit_reader,
+    ensure_topics,
+    topic_partitions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,30 +113,6 @@ def load_audit_table(settings: FraudscoreSettings) -> AuditTable:
     return load_table(_catalog(settings), settings.audit_table)
 
 
-def expire_snapshots(settings: FraudscoreSettings, older_than: datetime, keep: int) -> int:
-    """Expire old snapshots of the audit table (safe while the sink writes); how many."""
-    return len(load_audit_table(settings).expire_snapshots(older_than, keep))
-
-
-def remove_orphan_files(settings: FraudscoreSettings, older_than: datetime) -> int:
-    """Delete unreferenced files of the audit table written before ``older_than``; how many."""
-    return len(load_audit_table(settings).remove_orphan_files(older_than))
-
-
-def tag_closed_days(settings: FraudscoreSettings, today: date) -> dict[date, int]:
-    """Tag the last snapshot of every UTC day before ``today`` not tagged yet (``day-DATE``;
-    tagged snapshots are never expired); the snapshots tagged, by day."""
-    return load_audit_table(settings).tag_closed_days(today)
-
-
-def compact_closed_days(settings: FraudscoreSettings, today: date) -> dict[date, int]:
-    """Compact every day before ``today`` (UTC) whose rows are in several files (safe while
-    the sink writes); files replaced per day compacted."""
-    table = load_audit_table(settings)
-    done = {day: table.compact_day(day) for day in table.days_to_compact(today)}
-    return {day: files for day, files in done.items() if files}
-
-
 class AuditSink:
     def __init__(
         self, settings: FraudscoreSettings, table: AuditTable, metrics: AuditMetrics | None = None
@@ -134,6 +122,7 @@ class AuditSink:
         self.metrics = metrics or AuditMetrics()
         self.failpoints = Failpoints(settings.failpoints)
         self.consumer = audit_reader(settings)
+        self.maintenance = MaintenanceSchedule(settings)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume and append until ``stop`` is set; then append what is pending."""
@@ -175,6 +164,9 @@ class AuditSink:
                 await self._checkpoint(pending)
                 pending = []
                 due = time.monotonic() + interval_s
+            plan = self.maintenance.due()
+            if plan is not None:
+                await asyncio.to_thread(self._maintain, plan)
         if pending:
             await self._checkpoint(pending)
 
@@ -224,6 +216,28 @@ class AuditSink:
             )
             time.sleep(random.uniform(0.0, min(1.0, 0.05 * attempt)))
 
+    def _maintain(self, plan: MaintenancePlan) -> None:
+        """A maintenance run between checkpoints, on the sink's own handle (so it never races
+        the sink's commits; another writer's it handles like the CLI's run). A run that keeps
+        losing races gives up until the next one; any other error stops the sink."""
+        started = time.monotonic()
+        try:
+            report = maintain(self.table, datetime.now(UTC), plan)
+        except CommitFailedException:
+            self.metrics.maintenance_failures.inc()
+            log.warning("audit maintenance kept losing commit races; it tries again next run")
+            return
+        seconds = time.monotonic() - started
+        self.metrics.maintained(report, seconds, self.table.snapshot_count())
+        log.info(
+            "audit maintenance in %.0f ms: %d days compacted, %d tagged, %d snapshots expired%s",
+            seconds * 1000,
+            len(report.compacted),
+            len(report.tagged),
+            len(report.expired),
+            "" if report.orphans is None else f", {len(report.orphans)} orphan files removed",
+        )
+
     async def _report(self, position: AuditPosition) -> None:
         """Commit the table's offsets to the consumer group, for lag monitoring only."""
         topic = self.settings.decisions_topic
@@ -243,13 +257,15 @@ def _committed(record: ConsumerRecord) -> CommittedDecision:
             f"decoded ({exc}); the audit sink stops rather than leave a hole in the trail: "
             "find what wrote it to the decisions topic"
         ) from exc
-    processed_at = dict(record.headers).get(PROCESSED_AT_HEADER)
+    headers = dict(record.headers)
+    processed_at, checkpoint = headers.get(PROCESSED_AT_HEADER), headers.get(CHECKPOINT_HEADER)
     return CommittedDecision(
         decision,
         record.topic,
         record.partition,
         record.offset,
         None if processed_at is None else from_epoch_ms(int(processed_at)),
+        None if checkpoint is None else checkpoint.decode(),
     )
 
 

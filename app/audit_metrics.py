@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -18,6 +19,9 @@ from app.http_server import BackgroundHttpServer
 from app.metrics import new_registry
 from app.probes import create_probe_app
 from app.settings import FraudscoreSettings
+
+if TYPE_CHECKING:
+    from app.audit_maintenance import MaintenanceReport
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +51,41 @@ class AuditMetrics:
         )
         self.snapshots = Gauge(
             "fraudscore_audit_snapshots",
-            "Snapshots in the audit table's metadata after the last commit",
+            "Snapshots in the audit table's metadata after the last commit or maintenance run",
             registry=r,
         )
         self.last_commit = Gauge(
             "fraudscore_audit_last_commit_timestamp_seconds",
             "Wall-clock time of the last audit commit (Unix seconds)",
+            registry=r,
+        )
+
+        self.maintenance_runs = Counter(
+            "fraudscore_audit_maintenance_runs",
+            "Maintenance runs the sink completed between its checkpoints",
+            registry=r,
+        )
+        self.maintenance_failures = Counter(
+            "fraudscore_audit_maintenance_failures",
+            "Maintenance runs the sink gave up after losing commit races in a row",
+            registry=r,
+        )
+        self.maintenance_seconds = Histogram(
+            "fraudscore_audit_maintenance_duration_seconds",
+            "Time of one maintenance run of the sink (the next checkpoint waits for it)",
+            buckets=_COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.maintained_items = Counter(
+            "fraudscore_audit_maintained",
+            "What the sink's maintenance did: days compacted or tagged, snapshots expired, "
+            "orphan files removed",
+            ["action"],
+            registry=r,
+        )
+        self.last_maintenance = Gauge(
+            "fraudscore_audit_last_maintenance_timestamp_seconds",
+            "Wall-clock time of the sink's last completed maintenance run (Unix seconds)",
             registry=r,
         )
 
@@ -62,6 +95,16 @@ class AuditMetrics:
         self.commit_seconds.observe(seconds)
         self.snapshots.set(snapshots)
         self.last_commit.set(time.time())
+
+    def maintained(self, report: MaintenanceReport, seconds: float, snapshots: int) -> None:
+        self.maintenance_runs.inc()
+        self.maintenance_seconds.observe(seconds)
+        self.maintained_items.labels("compacted_days").inc(len(report.compacted))
+        self.maintained_items.labels("tagged_days").inc(len(report.tagged))
+        self.maintained_items.labels("expired_snapshots").inc(len(report.expired))
+        self.maintained_items.labels("removed_orphans").inc(len(report.orphans or ()))
+        self.snapshots.set(snapshots)
+        self.last_maintenance.set(time.time())
 
     def problems(self) -> list[str]:
         return [] if self.positioned else ["the audit table's position is not read yet"]

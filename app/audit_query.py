@@ -19,15 +19,21 @@ Errors are :class:`sinks.errors.AuditError` with a message that says what to do;
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final, TypeVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from app.audit import load_audit_table
 from app.settings import FraudscoreSettings
@@ -90,6 +96,98 @@ def card_history(
     ``end``), oldest first."""
     table = load_audit_table(settings)
     return table.card(card_id, start, end, _as_of(snapshot_id, tag, as_of))
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Some of a query's rows, and the cursor of the rest (None: no more)."""
+
+    rows: pa.Table
+    next_cursor: str | None
+
+
+def card_page(
+    settings: FraudscoreSettings,
+    card_id: str,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    as_of: datetime | None = None,
+    tag: str | None = None,
+    snapshot_id: int | None = None,
+) -> Page:
+    """:func:`card_history` a page at a time: at most ``limit`` rows in (event time,
+    transaction id) order, from where ``cursor`` (the previous page's ``next_cursor``, for the
+    very same question) left off.
+
+    The pages of one question all read one state of the table: the snapshot the first page
+    read (or the tag's or ``snapshot_id``'s), or with ``as_of`` the rows ingested by then. So
+    rows appended meanwhile never shift a page; a pinned snapshot expired meanwhile (after
+    ``FRAUDSCORE_AUDIT_MAINTENANCE_MIN_AGE_S``) makes the next page a not-found error."""
+    question = _fingerprint(card_id, start, end, as_of, tag, snapshot_id)
+    table = load_audit_table(settings)
+    if cursor is None:
+        after = None
+        if as_of is None and tag is None and snapshot_id is None:
+            head = table.table.current_snapshot()
+            snapshot_id = None if head is None else head.snapshot_id
+    else:
+        snapshot_id, after = _resume(cursor, question, snapshot_id)
+    if after is not None:  # re-read from the last row's time, then skip to after it
+        start = after[0] if start is None else max(start, after[0])
+    rows = table.card(card_id, start, end, _as_of(snapshot_id, tag, as_of))
+    if after is not None:
+        rows = rows.filter(_after(rows, after))
+    page = rows.slice(0, limit)
+    if rows.num_rows <= limit:
+        return Page(page, None)
+    last = page.slice(limit - 1, 1).to_pylist()[0]
+    position = {"q": question, "s": snapshot_id, "t": last["event_time"].isoformat()}
+    position["i"] = last["transaction_id"]
+    return Page(page, _encode(position))
+
+
+def _after(rows: pa.Table, after: tuple[datetime, str]) -> pa.Array:
+    """Which ``rows`` come after (event time, transaction id) ``after``."""
+    moment = pa.scalar(after[0], rows.schema.field("event_time").type)
+    later = pc.greater(rows["event_time"], moment)
+    same = pc.and_(
+        pc.equal(rows["event_time"], moment), pc.greater(rows["transaction_id"], after[1])
+    )
+    return pc.or_(later, same)
+
+
+def _fingerprint(*question: object) -> str:
+    text = json.dumps([str(part) for part in question])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _encode(position: dict[str, object]) -> str:
+    text = json.dumps(position, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _resume(
+    cursor: str, question: str, snapshot_id: int | None
+) -> tuple[int | None, tuple[datetime, str]]:
+    """The pinned snapshot and the last row a cursor names; refused if it is not one of this
+    question's cursors."""
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        asked, pinned = position["q"], position["s"]
+        after = (datetime.fromisoformat(position["t"]), str(position["i"]))
+    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        raise AuditQueryError(
+            "the cursor is not one this API gave: pass next_cursor as it came"
+        ) from exc
+    if asked != question or (snapshot_id is not None and pinned != snapshot_id):
+        raise AuditQueryError(
+            "the cursor belongs to another question: page with the same card, range and "
+            "as-of parameters as the first page, or start again without a cursor"
+        )
+    return pinned, after
 
 
 def day_stats(

@@ -48,6 +48,7 @@ from app.settings import FraudscoreSettings
 from app.worker_metrics import WorkerMetrics
 from models.pipeline import encode_decision
 from sinks.kafka import (
+    CHECKPOINT_HEADER,
     PROCESSED_AT_HEADER,
     Headers,
     checkpoint_producer,
@@ -130,7 +131,8 @@ class Checkpointer:
         self._durations = {"wait": started - min(task.pending.opened_at for task in tasks)}
         records = sum(task.pending.records for task in tasks)
         changes = [task.changes() for task in tasks]
-        self._decided_ms = int(time.time() * 1000)
+        # strictly increasing, so that it names this checkpoint (CHECKPOINT_HEADER)
+        self._decided_ms = max(int(time.time() * 1000), self._decided_ms + 1)
         with self._failing_as_checkpoint():
             if self.settings.exactly_once:
                 ends = self._commit_transaction(tasks, changes)
@@ -213,7 +215,10 @@ class Checkpointer:
                     on_delivery=on_delivery,
                 )
         self.failpoints.hit("checkpoint.after_changelog")
-        headers: Headers = [(PROCESSED_AT_HEADER, str(self._decided_ms).encode())]
+        headers: Headers = [
+            (PROCESSED_AT_HEADER, str(self._decided_ms).encode()),
+            (CHECKPOINT_HEADER, f"{self.transactional_id}@{self._decided_ms}".encode()),
+        ]
         for task in tasks:
             outputs = task.pending.result
             for key, decision in outputs.decisions:

@@ -324,6 +324,32 @@ class FraudscoreSettings(BaseSettings):
     audit_checkpoint_max_records: int = Field(
         default=50_000, ge=1, description="Commit to the audit table after this many decisions"
     )
+    audit_maintenance_interval_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="The audit sink tags closed days and expires snapshots this often, between "
+        "its checkpoints (first run one interval after start); 0: never (run `fraudscore "
+        "audit maintain` instead). On by default: without expiry commit latency grows with "
+        "every retained snapshot",
+    )
+    audit_maintenance_keep: int = Field(
+        default=100, ge=1, description="Snapshots of the main line the sink's expiry keeps"
+    )
+    audit_maintenance_min_age_s: float = Field(
+        default=3600.0, ge=0, description="The sink's expiry never expires younger snapshots"
+    )
+    audit_compaction_interval_s: float = Field(
+        default=21_600.0,
+        ge=0,
+        description="The audit sink compacts closed event days and removes orphan files this "
+        "often (it rewrites a whole day, and again after late decisions for it); 0: never",
+    )
+    audit_orphan_min_age_h: float = Field(
+        default=72.0,
+        ge=1,
+        description="Orphan files younger than this are kept (a writer's files exist before "
+        "its commit references them)",
+    )
 
     # --- Registry database -------------------------------------------------------------------
     database_url: SecretStr | None = Field(

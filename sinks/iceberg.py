@@ -81,12 +81,24 @@ log = logging.getLogger(__name__)
 CHECKPOINT_PROPERTY: Final = "fraudscore.audit.checkpoint-id"
 OFFSETS_PROPERTY: Final = "fraudscore.audit.offsets"  # JSON {topic: {partition: next offset}}
 COMPACTED_PROPERTY: Final = "fraudscore.audit.compacted-day"  # on a compaction's two snapshots
+# + the day: a table property, how many files the day's last compaction wrote (a big day makes
+# several: pyiceberg splits by write.target-file-size-bytes), so it is not compacted again
+COMPACTED_FILES_PREFIX: Final = "fraudscore.audit.compacted-files."
 REQUIRED_PROPERTIES: Final = {"commit.retry.num-retries": "0"}
 AMOUNT_TYPE: Final = DecimalType(18, 4)  # ISO 4217 exponents go up to 4; amounts <= 10**12 minor
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _METADATA_ATTEMPTS: Final = 5  # a metadata change or compaction that keeps losing races gives up
 _SORT: Final = [("card_id", "ascending"), ("event_time", "ascending")]
 _MERCHANT_RISK_DOC: Final = "the merchant snapshot the merchant features came from (null: none)"
+_WORKER_CHECKPOINT_DOC: Final = (
+    "the worker's checkpoint (Kafka transaction) that committed the decision: "
+    "<transactional id>@<its processed_at ms> (null: not recorded)"
+)
+# optional columns added after tables were made, added to older tables when opened
+_LATER_COLUMNS: Final = (
+    ("merchant_risk_version", _MERCHANT_RISK_DOC),
+    ("worker_checkpoint_id", _WORKER_CHECKPOINT_DOC),
+)
 DAY_TAG_PREFIX: Final = "day-"  # + the UTC date: the table as it was at the end of that day
 _STATS_COLUMNS: Final = ("decision", "model_version", "reasons")
 
@@ -131,6 +143,7 @@ def audit_schema(feature_names: Sequence[str] = FEATURE_NAMES) -> Schema:
         col("decided_at", TimestamptzType(), "when the worker decided", required=False),
         col("checkpoint_id", LongType(), "audit checkpoint (Iceberg commit) that added the row"),
         col("ingested_at", TimestamptzType(), "when that audit checkpoint was written"),
+        col("worker_checkpoint_id", StringType(), _WORKER_CHECKPOINT_DOC, required=False),
     )
 
 
@@ -173,7 +186,7 @@ def open_table(catalog: Catalog, identifier: str, properties: Mapping[str, str])
     )
     audit = AuditTable(table)
     audit.ensure_properties(wanted)
-    audit.ensure_merchant_risk_column()
+    audit.ensure_later_columns()
     return audit
 
 
@@ -200,6 +213,7 @@ class CommittedDecision:
     partition: int
     offset: int
     decided_at: datetime | None  # the worker's ``fraudscore.processed_at_ms`` header
+    worker_checkpoint: str | None = None  # its ``fraudscore.checkpoint`` header
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +262,7 @@ def _columns(
         "decided_at": [c.decided_at for c in decisions],
         "checkpoint_id": [checkpoint_id] * n,
         "ingested_at": [ingested_at] * n,
+        "worker_checkpoint_id": [c.worker_checkpoint for c in decisions],
     }
 
 
@@ -303,6 +318,7 @@ def row_of(values: Mapping[str, Any]) -> AuditRow:
         values["decision_partition"],
         values["decision_offset"],
         values["decided_at"],
+        values.get("worker_checkpoint_id"),
     )
     return AuditRow(committed, values["checkpoint_id"], values["ingested_at"])
 
@@ -549,9 +565,14 @@ class AuditTable:
             return None
         position = AuditPosition(base.checkpoint_id + 1, base.after(new))
         batch = arrow_batch(self.table.schema(), new, position.checkpoint_id, ingested_at)
+        return self.stage_batch(batch, position)
+
+    def stage_batch(self, batch: pa.Table, position: AuditPosition) -> StagedAppend:
+        """Write the data files of the append that takes the table to ``position``: ``batch``,
+        rows in the table's schema sorted by card and time, none of them in the table yet."""
         transaction = self.table.transaction()
         transaction.append(batch, snapshot_properties=position.summary())
-        return StagedAppend(transaction, position.checkpoint_id, len(new))
+        return StagedAppend(transaction, position.checkpoint_id, batch.num_rows)
 
     def commit(self, staged: StagedAppend) -> AuditPosition | None:
         """Commit a staged append; the table's new position. None if another writer moved the
@@ -651,22 +672,33 @@ class AuditTable:
 
         def change(table: Table) -> None:
             expired[:] = _expirable(table, older_than, keep)
-            if expired:
+            if not expired:
+                return
+            try:
                 table.maintenance.expire_snapshots().by_ids(expired).commit()
+            except ValueError as exc:
+                # pyiceberg applies the removal to the catalog's fresh metadata without any
+                # requirement: another expiry (the sink's own, `audit maintain`) that removed
+                # one of them first surfaces so. A lost race: refresh and compute again.
+                if "does not exist" not in str(exc):
+                    raise
+                raise CommitFailedException(f"expired meanwhile: {exc}") from exc
 
         self.table.refresh()
         self._change_metadata(change)
         return expired
 
     def days_to_compact(self, before: date) -> list[date]:
-        """The days before ``before`` whose rows are spread over more than one data file."""
+        """The days before ``before`` whose rows are spread over more data files than their
+        last compaction wrote (one, if never compacted)."""
         if self.table.current_snapshot() is None:  # pyiceberg cannot inspect an empty table
             return []
         partitions = self.table.inspect.partitions().select(["partition", "file_count"])
         return sorted(
-            p["partition"]["event_day"]
+            day
             for p in partitions.to_pylist()
-            if p["partition"]["event_day"] < before and p["file_count"] > 1
+            if (day := p["partition"]["event_day"]) < before
+            and p["file_count"] > _compacted_files(self.table, day)
         )
 
     def compact_day(self, day: date) -> int:
@@ -681,13 +713,15 @@ class AuditTable:
             nonlocal replaced
             condition = _day_condition(day)
             replaced = len(list(table.scan(row_filter=condition).plan_files()))
-            if replaced <= 1:
+            if replaced <= _compacted_files(table, day):
                 replaced = 0
                 return
             properties = {**committed_position(table).summary(), COMPACTED_PROPERTY: str(day)}
             rows = table.scan(row_filter=condition).to_arrow().sort_by(_SORT)
             transaction = table.transaction()
             transaction.overwrite(rows, overwrite_filter=condition, snapshot_properties=properties)
+            written = _summary(transaction.table_metadata.current_snapshot(), "added-data-files")
+            transaction.set_properties({f"{COMPACTED_FILES_PREFIX}{day}": written or "1"})
             transaction.commit_transaction()
 
         self.table.refresh()
@@ -724,15 +758,19 @@ class AuditTable:
             log.info("removed %d orphan files of %s", len(orphans), self.table.name())
         return orphans
 
-    def ensure_merchant_risk_column(self) -> None:
-        """Schema evolution: a table made before decisions named their merchant snapshot gets
-        the optional column (its older rows read null)."""
+    def ensure_later_columns(self) -> None:
+        """Schema evolution: a table made before a column was added to the schema (the
+        merchant snapshot, the worker's checkpoint) gets it as an optional column; its older
+        rows read null, its older snapshots keep their own schema."""
 
         def change(table: Table) -> None:
-            if "merchant_risk_version" not in {f.name for f in table.schema().fields}:
-                log.info("adding column merchant_risk_version to %s", table.name())
+            known = {f.name for f in table.schema().fields}
+            missing = [(name, doc) for name, doc in _LATER_COLUMNS if name not in known]
+            if missing:
+                log.info("adding columns %s to %s", [n for n, _ in missing], table.name())
                 with table.update_schema() as update:
-                    update.add_column("merchant_risk_version", StringType(), _MERCHANT_RISK_DOC)
+                    for name, doc in missing:
+                        update.add_column(name, StringType(), doc)
 
         self._change_metadata(change)
 
@@ -781,6 +819,15 @@ def _expirable(table: Table, older_than: datetime, keep: int) -> list[int]:
         for s in table.snapshots()
         if s.timestamp_ms < cutoff and s.snapshot_id not in kept
     ]
+
+
+def _compacted_files(table: Table, day: date) -> int:
+    """How many files ``day``'s last compaction wrote; 1 if it never was compacted."""
+    return int(table.properties.get(f"{COMPACTED_FILES_PREFIX}{day}", "1"))
+
+
+def _summary(snapshot: Snapshot | None, key: str) -> str | None:
+    return None if snapshot is None or snapshot.summary is None else snapshot.summary.get(key)
 
 
 def _reachable(table: Table) -> set[str]:

@@ -43,6 +43,7 @@ CHANGELOG_CONFIG = {
 
 Headers = list[tuple[str, str | bytes | None]]
 PROCESSED_AT_HEADER = "fraudscore.processed_at_ms"  # on decisions: when the worker decided
+CHECKPOINT_HEADER = "fraudscore.checkpoint"  # on decisions: "<transactional id>@<that ms>"
 SOURCE_TOPIC_HEADER = "fraudscore.source.topic"
 SOURCE_PARTITION_HEADER = "fraudscore.source.partition"
 SOURCE_OFFSET_HEADER = "fraudscore.source.offset"

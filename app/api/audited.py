@@ -50,6 +50,7 @@ class Decision(BaseModel):
 class AuditedDecision(BaseModel):
     decision: Decision
     decided_at: datetime | None  # the worker's processing time, if recorded
+    worker_checkpoint_id: str | None  # the worker's checkpoint (Kafka transaction), if recorded
     ingested_at: datetime  # when the audit sink appended it
     checkpoint_id: int  # the audit checkpoint (Iceberg commit) that appended it
     committed: Position  # where on the decisions topic it was committed
@@ -106,6 +107,7 @@ def audited(row: AuditRow) -> AuditedDecision:
     return AuditedDecision(
         decision=Decision.model_validate(msgspec.to_builtins(committed.decision)),
         decided_at=committed.decided_at,
+        worker_checkpoint_id=committed.worker_checkpoint,
         ingested_at=row.ingested_at,
         checkpoint_id=row.checkpoint_id,
         committed=Position(

@@ -1,6 +1,11 @@
-"""Audit commit latency against the number of retained snapshots, with and without expiry.
+"""Audit commit latency against the number of retained snapshots, with and without expiry;
+over a simulated day with the sink's maintenance; and lookups in a big table.
 
-Run: ``.venv/bin/python -m app.bench.audit [--rows 1000] [--commits 500] [--expire-every 0]``
+Run: ``.venv/bin/python -m app.bench.audit [--rows 1000] [--commits 500] [--expire-every 0]``,
+``... --mode day [--rows 10000] [--commits 288] [--cadence-s 300]`` or
+``... --mode lookups [--table-rows 10000000] [--days 30]``.
+
+**snapshots** (the default):
 
 A fresh audit table (SQLite catalog, local warehouse, the service's table properties) in a
 temporary directory gets ``--commits`` checkpoints of ``--rows`` decisions each, one after
@@ -16,6 +21,23 @@ Reported per range of retained snapshots (before each commit): wall-clock p50/p9
 whole checkpoint and the process CPU time p50 (other processes on the machine do not count
 there, so it shows the growth on a noisy machine better), the p50 of the two halves, and the
 p50's ratio to the first range.
+
+**day**: ``--commits`` checkpoints of ``--rows`` rows, one every ``--cadence-s`` of simulated
+time starting at 12:00 UTC today, each holding the decisions of the cadence before it (so the
+event day changes half-way), written through the sink's write path
+(:meth:`AuditTable.stage_batch`, ``commit``) from Arrow rows made with numpy
+(:mod:`app.bench._audit_rows`; building 10,000 rows is not timed). After each one, the sink's
+:class:`~app.audit_maintenance.MaintenanceSchedule` (default intervals, on simulated seconds)
+says whether maintenance is due, and :func:`~app.audit_maintenance.maintain` runs at the
+simulated time, as the sink runs it between checkpoints; its time is reported apart (the
+sink's next checkpoint waits for it). Expiry's minimum age is real time, so it is 0 here and
+``--keep`` alone bounds the snapshots. Reported per 4 simulated hours and overall.
+
+**lookups**: ``--table-rows`` rows over ``--days`` event days, one sorted append per day (the
+layout compaction leaves), then a transaction looked up with and without its date and a
+card's history over the whole range, each ``--repeat`` times on a loaded table handle;
+``--row-group-rows`` sets ``write.parquet.row-group-limit`` (smaller row groups of the sorted
+rows let a card's query skip most of each file by its min/max statistics).
 """
 
 from __future__ import annotations
@@ -25,13 +47,20 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+
 from app.audit import open_audit_table
+from app.audit_maintenance import MaintenanceReport, MaintenanceSchedule, maintain
+from app.bench._audit_rows import RowSpec, card_token, synthetic_rows
 from app.bench._common import format_load, machine_info
 from app.latency import percentile
 from app.settings import FraudscoreSettings
@@ -39,7 +68,13 @@ from app.worker import build_pipeline
 from features.stream import MemoryCardStore
 from models.pipeline import DecisionRecord, SourceRecord
 from models.synthetic import encode_record, generate
-from sinks.iceberg import AuditTable, CommittedDecision
+from sinks.iceberg import (
+    AuditPosition,
+    AuditTable,
+    CommittedDecision,
+    StagedAppend,
+    event_time_between,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +98,10 @@ def decisions(settings: FraudscoreSettings, rows: int, seed: int) -> list[Decisi
     return [d for _, d in build_pipeline(settings).run(records, MemoryCardStore()).decisions]
 
 
-def checkpoint(table: AuditTable, batch: Sequence[CommittedDecision]) -> Sample:
+def checkpoint(table: AuditTable, stage: Callable[[], StagedAppend | None]) -> Sample:
     snapshots = len(table.table.snapshots())
     cpu, started = time.process_time(), time.perf_counter()
-    staged = table.stage(batch, datetime.now(UTC))
+    staged = stage()
     staged_at = time.perf_counter()
     if staged is None or table.commit(staged) is None:
         raise SystemExit("a checkpoint appended nothing or lost a race: is another writer on?")
@@ -85,12 +120,138 @@ def run(args: argparse.Namespace, root: Path) -> tuple[list[Sample], list[float]
             CommittedDecision(d, "bench.decisions", 0, k * len(base) + i, None)
             for i, d in enumerate(base)
         ]
-        samples.append(checkpoint(table, batch))
+        samples.append(checkpoint(table, partial(table.stage, batch, datetime.now(UTC))))
         if args.expire_every and (k + 1) % args.expire_every == 0:
             started = time.perf_counter()
             table.expire_snapshots(datetime.now(UTC), args.keep)
             expiries.append(time.perf_counter() - started)
     return samples, expiries
+
+
+def _us(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def _append(
+    table: AuditTable, schema: pa.Schema, spec: RowSpec, args: argparse.Namespace
+) -> Sample:
+    """One checkpoint of synthetic rows through the sink's write path; the rows are built
+    before the clock starts."""
+    batch = synthetic_rows(schema, spec, args.cards, args.rng)
+    end = spec.first_offset + spec.count
+    position = AuditPosition(spec.checkpoint_id, {"bench.decisions": {0: end}})
+    return checkpoint(table, partial(table.stage_batch, batch, position))
+
+
+@dataclass(frozen=True, slots=True)
+class DayRun:
+    samples: list[tuple[float, Sample]]  # simulated hour of the commit, its sample
+    maintenance: list[tuple[float, float, MaintenanceReport]]  # hour, seconds, report
+
+
+def simulated_day(args: argparse.Namespace, root: Path) -> DayRun:
+    settings = FraudscoreSettings(
+        var_dir=root, audit_maintenance_keep=args.keep, audit_maintenance_min_age_s=0
+    )
+    table = open_audit_table(settings)
+    schema = table.table.schema().as_arrow()
+    start = datetime.combine(datetime.now(UTC).date(), clock(12), UTC)
+    cadence = timedelta(seconds=args.cadence_s)
+    schedule = MaintenanceSchedule(settings, started=0.0)
+    run = DayRun([], [])
+    for k in range(args.commits):
+        now = start + (k + 1) * cadence
+        spec = RowSpec(
+            args.rows, _us(now - cadence), _us(now), k * args.rows, k + 1, datetime.now(UTC)
+        )
+        hour = (k + 1) * args.cadence_s / 3600
+        run.samples.append((hour, _append(table, schema, spec, args)))
+        plan = schedule.due((k + 1) * args.cadence_s)
+        if plan is not None:
+            started = time.perf_counter()
+            report = maintain(table, now, plan)
+            run.maintenance.append((hour, time.perf_counter() - started, report))
+    return run
+
+
+def day_report(run: DayRun, block_h: int = 4) -> list[str]:
+    lines = [
+        "| simulated hours | commits | p50 ms | p99 ms | p50 CPU ms | snapshots retained (max) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    blocks: dict[int, list[Sample]] = {}
+    for hour, sample in run.samples:
+        blocks.setdefault(int((hour - 1e-9) // block_h), []).append(sample)
+    every = [sample for _, sample in run.samples]
+    for key, group in [*sorted(blocks.items()), (-1, every)]:
+        label = "all" if key < 0 else f"{key * block_h}-{key * block_h + block_h}"
+        lines.append(
+            f"| {label} | {len(group)} | {_ms([s.total_s for s in group], 50)} "
+            f"| {_ms([s.total_s for s in group], 99)} | {_ms([s.cpu_s for s in group], 50)} "
+            f"| {max(s.snapshots for s in group)} |"
+        )
+    seconds = [s for _, s, _ in run.maintenance]
+    lines.append(
+        f"\nMaintenance: {len(seconds)} runs, p50 {_ms(seconds, 50)} ms, "
+        f"max {_ms(seconds, 100)} ms."
+    )
+    for hour, took, report in run.maintenance:
+        if report.compacted or report.tagged:
+            lines.append(
+                f"- at simulated hour {hour:.1f}: {took * 1000:,.0f} ms, compacted "
+                f"{report.compacted or '-'}, tagged {report.tagged or '-'}, "
+                f"expired {len(report.expired)}, orphans removed {len(report.orphans or ())}"
+            )
+    return lines
+
+
+def lookups(args: argparse.Namespace, root: Path) -> list[str]:
+    properties = {"commit.manifest-merge.enabled": "true"}
+    if args.row_group_rows:
+        properties["write.parquet.row-group-limit"] = str(args.row_group_rows)
+    table = open_audit_table(FraudscoreSettings(var_dir=root, audit_table_properties=properties))
+    schema = table.table.schema().as_arrow()
+    first = datetime.combine(datetime.now(UTC).date() - timedelta(days=args.days), clock(), UTC)
+    per_day = args.table_rows // args.days
+    writing = time.perf_counter()
+    for d in range(args.days):
+        day = first + timedelta(days=d)
+        spec = RowSpec(
+            per_day, _us(day), _us(day + timedelta(days=1)), d * per_day, d + 1, datetime.now(UTC)
+        )
+        _append(table, schema, spec, args)
+        print(f"day {d + 1}/{args.days} written", flush=True)
+    wrote = time.perf_counter() - writing
+    middle = first + timedelta(days=args.days // 2)
+    row = table.read(event_time_between(middle, middle + timedelta(days=1))).slice(per_day // 2, 1)
+    transaction_id, event_time = row["transaction_id"][0].as_py(), row["event_time"][0].as_py()
+    card = card_token(int(args.cards // 2))
+    end = first + timedelta(days=args.days)
+    queries: dict[str, Callable[[], pa.Table]] = {
+        "one transaction, with its date": partial(
+            table.transaction, transaction_id, day=event_time.date()
+        ),
+        "one transaction, without its date": partial(table.transaction, transaction_id),
+        f"a card's {args.days}-day history": partial(
+            table.card, card, end - timedelta(days=args.days), end
+        ),
+    }
+    lines = [
+        f"{per_day * args.days:,} rows written in "
+        f"{wrote:.0f} s ({args.days} appends), "
+        f"{len(list(table.table.scan().plan_files()))} data files.",
+        "",
+        f"| query | rows found | p50 ms | max ms (of {args.repeat}) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, query in queries.items():
+        took, found = [], 0
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            found = query().num_rows
+            took.append(time.perf_counter() - started)
+        lines.append(f"| {name} | {found} | {_ms(took, 50)} | {_ms(took, 100)} |")
+    return lines
 
 
 def _ms(values: Sequence[float], q: float) -> str:
@@ -128,22 +289,38 @@ def report(samples: Sequence[Sample], expiries: Sequence[float], bucket: int) ->
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--mode", choices=("snapshots", "day", "lookups"), default="snapshots")
     parser.add_argument("--rows", type=int, default=1000, help="decisions per checkpoint")
     parser.add_argument("--commits", type=int, default=500, help="checkpoints in a row")
     parser.add_argument("--expire-every", type=int, default=0, help="0: never expire")
     parser.add_argument("--keep", type=int, default=100, help="snapshots kept by expiry")
     parser.add_argument("--bucket", type=int, default=50, help="snapshots per report row")
+    parser.add_argument("--cadence-s", type=int, default=300, help="day: simulated s per commit")
+    parser.add_argument("--cards", type=int, default=200_000, help="day, lookups: card tokens")
+    parser.add_argument("--table-rows", type=int, default=10_000_000, help="lookups: rows")
+    parser.add_argument("--days", type=int, default=30, help="lookups: event days")
+    parser.add_argument("--repeat", type=int, default=5, help="lookups: runs per query")
+    parser.add_argument(
+        "--row-group-rows", type=int, default=0, help="lookups: Parquet row groups; 0: default"
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    args.rng = np.random.default_rng(args.seed)
     for key, value in machine_info(broker_version="-"):
         if key not in ("broker", "libraries"):  # no Kafka here
             print(f"{key}: {value}")
     print(f"pyiceberg {version('pyiceberg')}, pyarrow {version('pyarrow')}, SQLite catalog")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fraudscore-bench-audit-") as root:
-        samples, expiries = run(args, Path(root))
-    print(f"{vars(args)}; {time.perf_counter() - started:.0f} s in total\n")
-    print("\n".join(report(samples, expiries, args.bucket)))
+        if args.mode == "day":
+            lines = day_report(simulated_day(args, Path(root)))
+        elif args.mode == "lookups":
+            lines = lookups(args, Path(root))
+        else:
+            lines = report(*run(args, Path(root)), args.bucket)
+    shown = {k: v for k, v in vars(args).items() if k != "rng"}
+    print(f"{shown}; {time.perf_counter() - started:.0f} s in total\n")
+    print("\n".join(lines))
     print(f"\nload average at the end: {format_load(os.getloadavg())}")
 
 

@@ -277,33 +277,28 @@ def maintain(
     once a day. The newest snapshot that records the sink's offsets is always kept, and so
     are tagged snapshots and branch heads. Rows stay: expiry only forgets old versions of the
     table (and their time travel). Removing orphans once a day with a safety age of days is enough.
+    The audit sink runs the same maintenance itself (FRAUDSCORE_AUDIT_MAINTENANCE_INTERVAL_S,
+    FRAUDSCORE_AUDIT_COMPACTION_INTERVAL_S); running this beside it is safe too.
     """
-    from app.audit import (  # noqa: PLC0415 - see the module docstring
-        compact_closed_days,
-        expire_snapshots,
-        remove_orphan_files,
-        tag_closed_days,
-    )
+    from app.audit import load_audit_table  # noqa: PLC0415 - see the module docstring
+    from app.audit_maintenance import MaintenancePlan, maintain  # noqa: PLC0415
 
+    orphan_age = (
+        None if orphans_older_than_hours is None else timedelta(hours=orphans_older_than_hours)
+    )
+    plan = MaintenancePlan(keep, timedelta(minutes=min_age_minutes), compact, orphan_age)
     now = datetime.now(UTC)
-    older_than = now - timedelta(minutes=min_age_minutes)
-    settings = get_settings()
     with catch_errors():
-        compacted = compact_closed_days(settings, now.date()) if compact else {}
-        tagged = tag_closed_days(settings, now.date())
-        expired = expire_snapshots(settings, older_than, keep)
-        removed = (
-            None
-            if orphans_older_than_hours is None
-            else remove_orphan_files(settings, now - timedelta(hours=orphans_older_than_hours))
-        )
-    for day, files in compacted.items():
+        report = maintain(load_audit_table(get_settings()), now, plan)
+    for day, files in report.compacted.items():
         console.print(f"compacted {day}: {files} files rewritten as one commit")
-    for day, snapshot_id in tagged.items():
+    for day, snapshot_id in report.tagged.items():
         console.print(f"tagged day-{day}: snapshot {snapshot_id}")
-    console.print(f"expired {expired} snapshot(s) older than {older_than.isoformat()}")
-    if removed is not None:
-        console.print(f"removed {removed} orphan file(s)")
+    console.print(
+        f"expired {len(report.expired)} snapshot(s) older than {(now - plan.min_age).isoformat()}"
+    )
+    if report.orphans is not None:
+        console.print(f"removed {len(report.orphans)} orphan file(s)")
 
 
 def _records(rows: pa.Table) -> Group:
@@ -332,6 +327,7 @@ def _row_table(row: AuditRow) -> Table:
         ("input record", f"{d.source.topic}/{d.source.partition}@{d.source.offset}"),
         ("decision record", f"{committed.topic}/{committed.partition}@{committed.offset}"),
         ("decided at", "-" if committed.decided_at is None else committed.decided_at.isoformat()),
+        ("worker checkpoint", committed.worker_checkpoint or "-"),
         ("audit checkpoint", f"{row.checkpoint_id}, ingested {row.ingested_at.isoformat()}"),
         (f"features (schema {d.feature_schema_version})", _features(d.features)),
     ):

@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from random import Random
 
 import pytest
 from pyiceberg.exceptions import CommitFailedException
 
-from app.audit import compact_closed_days, expire_snapshots
+from app.audit import load_audit_table
+from app.audit_maintenance import MaintenancePlan, maintain
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
 from sinks.errors import AuditError
@@ -35,6 +36,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault]
 # audit.after_commit: swapped, the monitoring offsets not yet committed.
 STEP_KILLS = ["audit.before_commit=2", "audit.after_commit=3", "audit.before_commit=4"]
 _FAILPOINT_PATIENCE_S = 60
+# the killed sinks run maintenance themselves too, so that kills also land inside it
+_IN_SINK = {
+    "audit_maintenance_interval_s": 0.5,
+    "audit_compaction_interval_s": 0.5,
+    "audit_maintenance_keep": 3,
+    "audit_maintenance_min_age_s": 0,
+}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -91,12 +99,12 @@ async def _kill(sink: WorkerProcess, failpoints: str, rng: Random, steps: Steps)
 
 def _maintain(settings: FraudscoreSettings) -> tuple[int, int]:
     """``audit maintain --compact --keep 3 --min-age-minutes 0``: (days compacted, expired)."""
-    now = datetime.now(UTC)
+    plan = MaintenancePlan(keep=3, min_age=timedelta(0), compact=True)
     try:
-        compacted = len(compact_closed_days(settings, now.date()))
+        report = maintain(load_audit_table(settings), datetime.now(UTC), plan)
     except CommitFailedException:  # lost 5 races in a row to the sink: fine, next time
-        compacted = 0
-    return compacted, expire_snapshots(settings, now, 3)
+        return 0, 0
+    return len(report.compacted), len(report.expired)
 
 
 async def _maintain_continuously(settings: FraudscoreSettings, stop: asyncio.Event) -> Counter[str]:
@@ -128,7 +136,7 @@ async def test_sigkills_at_random_and_between_files_and_commit_with_maintenance_
     rng, kills = Random(SEED), Counter[str]()
     for i in range(load.kills):
         failpoints = "" if i % 2 == 0 else STEP_KILLS[(i // 2) % len(STEP_KILLS)]
-        sink = start_sink(settings, tmp_path / f"sink-{i}.log", failpoints=failpoints)
+        sink = start_sink(settings, tmp_path / f"sink-{i}.log", failpoints=failpoints, **_IN_SINK)
         processes.append(sink)
         kills[await _kill(sink, failpoints, rng, steps)] += 1
     steps.open()
@@ -145,6 +153,8 @@ async def test_sigkills_at_random_and_between_files_and_commit_with_maintenance_
     done = await maintenance
     assert done["compactions"] > 0, done  # the data is all on 2026-01-01, a closed day
     assert done["expired"] > 0, done
+    in_sink = sum(sink.log_path.read_text().count("audit maintenance in") for sink in processes)
+    assert in_sink > 0, "no killed sink ever ran its own maintenance"
     # kills landed between writing the data files and the catalog swap, and right after it
     assert kills["audit.before_commit"] > 0, kills
     assert kills["audit.after_commit"] > 0, kills

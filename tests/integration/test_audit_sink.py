@@ -16,6 +16,7 @@ from app.audit import load_audit_table
 from app.loadgen import produce
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
+from sinks.iceberg import from_epoch_ms
 from sinks.kafka import client_options
 from tests.support.audit import assert_audit_equals_decisions, start_sink, wait_for_rows
 from tests.support.decisions import decisions_of, publish, with_feature
@@ -53,6 +54,12 @@ async def test_a_workers_decisions_land_once_each_in_the_final_commit_on_sigterm
     assert len(rows) == count
     assert {row.checkpoint_id for row in rows} == {1}
     assert len(load_audit_table(settings).table.snapshots()) == 1
+    # each row names the worker's checkpoint (Kafka transaction) that committed it
+    for row in rows:
+        assert row.committed.decided_at is not None
+        producer, _, ms = (row.committed.worker_checkpoint or "").rpartition("@")
+        assert producer.startswith(settings.transactional_id(""))
+        assert from_epoch_ms(int(ms)) == row.committed.decided_at
 
 
 async def test_aborted_decisions_stay_out_and_a_new_feature_becomes_a_column(
@@ -106,3 +113,47 @@ async def _monitoring_offsets(settings: FraudscoreSettings) -> dict[int, int]:
     finally:
         await admin.close()
     return {tp.partition: meta.offset for tp, meta in offsets.items()}
+
+
+async def test_maintenance_inside_the_sink_keeps_one_row_each_and_few_snapshots(
+    settings: FraudscoreSettings, tmp_path: Path
+) -> None:
+    """Maintenance after every checkpoint (expiry keeping 3, and every second compaction of
+    the closed day all the decisions fall on) while decisions flow: the snapshots stay within
+    the kept ones, one checkpoint and one compaction's two, and the table still holds exactly
+    one row per decision."""
+    keep = 3
+    decisions = decisions_of(1500, seed=43)
+    sink = start_sink(
+        settings,
+        tmp_path / "sink.log",
+        audit_checkpoint_interval_ms=100,
+        audit_checkpoint_max_records=100,
+        audit_maintenance_interval_s=0.001,  # due at every turn of the loop
+        audit_compaction_interval_s=1,
+        audit_maintenance_keep=keep,
+        audit_maintenance_min_age_s=0,
+    )
+    most = 0
+
+    async def watch(sent: int) -> None:
+        nonlocal most
+        if sent:  # the table exists once the sink is ready
+            snapshots = len(load_audit_table(settings).table.snapshots())
+            most = max(most, snapshots)
+
+    try:
+        assert await sink.wait_for_log("audit sink ready"), sink.log_tail()
+        await publish(settings, decisions, pause_s=0.05, before_transaction=watch)
+        await wait_for_rows(settings, len(decisions), sink)
+    finally:
+        assert sink.stop() == 0, sink.log_tail()
+    table = load_audit_table(settings)
+    log = sink.log_path.read_text()
+    assert table.position().checkpoint_id > 2 * (keep + 3), "too few checkpoints to tell"
+    # after a run: the kept ones; then a checkpoint, then the next run's compaction (a DELETE
+    # and an APPEND snapshot) before its expiry
+    assert 0 < most <= keep + 3, most
+    assert "audit maintenance in" in log, sink.log_tail()
+    assert "compacted 2026-01-01" in log, sink.log_tail()
+    assert len(await assert_audit_equals_decisions(settings)) == len(decisions)

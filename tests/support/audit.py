@@ -13,7 +13,7 @@ from app.settings import FraudscoreSettings
 from models.pipeline import encode_decision
 from sinks.errors import AuditError
 from sinks.iceberg import AuditRow, from_epoch_ms, rows_of
-from sinks.kafka import PROCESSED_AT_HEADER
+from sinks.kafka import CHECKPOINT_HEADER, PROCESSED_AT_HEADER
 from tests.support.kafka import Record, read_partitions
 
 READY = "audit sink ready"
@@ -63,7 +63,8 @@ async def assert_audited(settings: FraudscoreSettings, expect: int, log_path: Pa
 
 async def assert_audit_equals_decisions(settings: FraudscoreSettings) -> list[AuditRow]:
     """One row per committed decision record and nothing else: same topic coordinates, the
-    decision record byte for byte (re-encoded from the row), the worker's decision time; no
+    decision record byte for byte (re-encoded from the row), the worker's decision time and
+    checkpoint; no
     transaction twice."""
     committed = await read_partitions(settings, settings.decisions_topic)
     expected: dict[tuple[int, int], Record] = {
@@ -84,8 +85,11 @@ async def assert_audit_equals_decisions(settings: FraudscoreSettings) -> list[Au
         assert encode_decision(c.decision) == record.value, (
             f"row differs from the record at {c.offset}"
         )
-        header = dict(record.headers).get(PROCESSED_AT_HEADER)
+        headers = dict(record.headers)
+        header = headers.get(PROCESSED_AT_HEADER)
         assert c.decided_at == (None if header is None else from_epoch_ms(int(header)))
+        checkpoint = headers.get(CHECKPOINT_HEADER)
+        assert c.worker_checkpoint == (None if checkpoint is None else checkpoint.decode())
     ids = Counter(row.committed.decision.transaction_id for row in rows)
     assert max(ids.values(), default=1) == 1, "a transaction has several rows"
     return rows

@@ -21,7 +21,7 @@ from app.api.auth import Role, require
 from app.api.errors import NotFoundError
 from app.api.handlers import PROTECTED_RESPONSES, documented
 from app.api.resources import SettingsDep
-from app.audit_query import card_history, day_stats, find_transaction, run_sql
+from app.audit_query import card_page, day_stats, find_transaction, run_sql
 from app.reproduction import reproduce
 from sinks.iceberg import rows_of
 
@@ -34,11 +34,13 @@ router = APIRouter(
 
 CardId = Annotated[str, Path(min_length=1, max_length=64)]
 MAX_SQL_ROWS = 10_000
+MAX_PAGE_ROWS = 1_000
 
 
 class CardDecisions(BaseModel):
     card_id: str
     decisions: list[AuditedDecision]  # oldest event time first
+    next_cursor: str | None  # the next page's cursor; None: this was the last page
 
 
 class Between(AsOf):
@@ -46,12 +48,31 @@ class Between(AsOf):
     end: datetime | None = Field(None, description="event time, exclusive")
 
 
+class CardQuery(Between):
+    limit: int = Field(100, ge=1, le=MAX_PAGE_ROWS, description="decisions per page at most")
+    cursor: str | None = Field(
+        None, min_length=1, max_length=1000, description="the previous page's next_cursor"
+    )
+
+
 @router.get("/cards/{card_id}/decisions", summary="A card's audited decisions in a time range")
 def card_decisions(
-    card_id: CardId, settings: SettingsDep, query: Annotated[Between, Query()]
+    card_id: CardId, settings: SettingsDep, query: Annotated[CardQuery, Query()]
 ) -> CardDecisions:
-    rows = card_history(settings, card_id, start=query.start, end=query.end, **query.keywords())
-    return CardDecisions(card_id=card_id, decisions=[audited(row) for row in rows_of(rows)])
+    page = card_page(
+        settings,
+        card_id,
+        limit=query.limit,
+        cursor=query.cursor,
+        start=query.start,
+        end=query.end,
+        **query.keywords(),
+    )
+    return CardDecisions(
+        card_id=card_id,
+        decisions=[audited(row) for row in rows_of(page.rows)],
+        next_cursor=page.next_cursor,
+    )
 
 
 class Count(BaseModel):

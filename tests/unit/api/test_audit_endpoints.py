@@ -60,6 +60,48 @@ def test_a_cards_decisions_oldest_first_and_as_of_before_they_were_ingested(
     assert len(at["decisions"]) == count
 
 
+def test_a_cards_decisions_page_by_page_on_the_snapshot_the_first_page_read(
+    client: TestClient, settings: FraudscoreSettings, decisions: list[DecisionRecord]
+) -> None:
+    card, count = Counter(d.card_id for d in decisions).most_common(1)[0]
+    assert count > 4
+    wanted = sorted(
+        (d for d in decisions if d.card_id == card), key=lambda d: (d.event_time, d.transaction_id)
+    )
+    url = f"/v1/audit/cards/{card}/decisions"
+    first = client.get(url, params={"limit": 2}, headers=ANALYST).json()
+    # appended meanwhile, interleaved with the rows already paged: must not shift the pages
+    more = [msgspec.structs.replace(d, transaction_id=f"{d.transaction_id}-b") for d in wanted]
+    table = open_audit_table(settings)
+    staged = table.stage(
+        [CommittedDecision(d, "decisions", 0, 1000 + i, None) for i, d in enumerate(more)],
+        INGESTED + timedelta(hours=1),
+    )
+    assert staged is not None
+    assert table.commit(staged) is not None
+    pages, body = [first], first
+    while body["next_cursor"] is not None:
+        params = {"limit": 2, "cursor": body["next_cursor"]}
+        body = client.get(url, params=params, headers=ANALYST).json()
+        pages.append(body)
+    assert [len(p["decisions"]) for p in pages[:-1]] == [2] * (len(pages) - 1)
+    got = [d["decision"]["transaction_id"] for p in pages for d in p["decisions"]]
+    assert got == [d.transaction_id for d in wanted]
+    again = client.get(url, params={"limit": 1000}, headers=ANALYST).json()  # a new question
+    assert len(again["decisions"]) == 2 * count
+    assert again["next_cursor"] is None
+
+    other = client.get(
+        f"/v1/audit/cards/{decisions[-1].card_id}x/decisions",
+        params={"cursor": first["next_cursor"]},
+        headers=ANALYST,
+    )
+    assert other.status_code == 422
+    assert "another question" in other.json()["error"]["message"]
+    forged = client.get(url, params={"cursor": "not-a-cursor"}, headers=ANALYST)
+    assert forged.status_code == 422
+
+
 def test_as_of_one_thing_only_and_an_unknown_tag_is_not_found(
     client: TestClient, decisions: list[DecisionRecord]
 ) -> None:

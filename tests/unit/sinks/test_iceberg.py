@@ -221,6 +221,28 @@ def test_a_new_feature_becomes_an_optional_column_and_old_snapshots_stay_readabl
     assert _keyed(r.committed for r in now) == _keyed(read[:300] + newer)
 
 
+def test_a_table_made_before_the_worker_checkpoint_column_gets_it_and_stays_readable(
+    tmp_path: Path, table: AuditTable, read: list[CommittedDecision]
+) -> None:
+    with table.table.update_schema() as update:  # the table as an older sink made it
+        update.delete_column("worker_checkpoint_id")
+    _append(table, read[:300])
+    old_snapshot = table.position().snapshot_id
+
+    reopened = _table(tmp_path)  # what a newer sink does at start
+    column = reopened.table.schema().find_field("worker_checkpoint_id")
+    assert not column.required
+    newer = [dataclasses.replace(c, worker_checkpoint=f"w.1@{c.offset}") for c in read[300:]]
+    _append(reopened, newer)
+
+    old = reopened.table.scan(snapshot_id=old_snapshot).to_arrow()
+    assert "worker_checkpoint_id" not in old.schema.names  # its own schema
+    assert _keyed(r.committed for r in rows_of(old)) == _keyed(read[:300])
+    now = _keyed(_all_rows(reopened))
+    assert now == _keyed(read[:300] + newer)
+    assert {now[(c.partition, c.offset)].worker_checkpoint for c in read[:300]} == {None}
+
+
 def test_a_stale_writer_that_loses_a_schema_race_filters_against_the_refreshed_table(
     tmp_path: Path, table: AuditTable, read: list[CommittedDecision]
 ) -> None:
@@ -353,6 +375,29 @@ def test_compaction_rewrites_a_day_into_one_file_and_the_sink_carries_on(
         table.find(on_day_2, AsOf(snapshot_id=delete.snapshot_id))
     assert _append(table, spread) == len(spread) - 500
     assert _keyed(_all_rows(table)) == _keyed(spread)
+
+
+def test_a_day_compacted_into_several_files_is_not_compacted_again_until_a_file_comes(
+    table: AuditTable, read: list[CommittedDecision]
+) -> None:
+    """A big day's compaction writes several files (pyiceberg splits at the target file
+    size): that must not make it due again at every run, only once a checkpoint adds rows."""
+    with table.table.transaction() as transaction:  # small files, as a big day gets big ones
+        transaction.set_properties({"write.target-file-size-bytes": "20000"})
+    spread = _spread(read, days=1)
+    for start in range(0, 400, 100):
+        _append(table, spread[start : start + 100])
+    day = date(2026, 1, 1)
+    assert table.days_to_compact(date(2026, 1, 2)) == [day]
+    before = len(list(table.table.scan().plan_files()))
+    assert table.compact_day(day) == before
+    files = len(list(table.table.scan().plan_files()))
+    assert files > 1, "the compaction wrote one file: the test proves nothing"
+    assert table.days_to_compact(date(2026, 1, 2)) == []
+    assert table.compact_day(day) == 0
+    _append(table, spread[400:450])  # a late decision for the day
+    assert table.days_to_compact(date(2026, 1, 2)) == [day]
+    assert _keyed(_all_rows(table)) == _keyed(spread[:450])
 
 
 def test_a_sink_commit_staged_before_a_compaction_is_staged_again_on_it(
