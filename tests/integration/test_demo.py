@@ -41,7 +41,10 @@ async def test_the_demo_decides_with_the_merchant_snapshot_of_its_day(
     assert summary.decided == 400
     assert sum(summary.dead_letters.values()) == 3
     assert summary.authorizer is not None
-    assert summary.authorizer.decided == 20
+    # each of its 20 got an answer: the decision, or the fallback if the decision came later
+    # than its timeout (a loaded machine); the worker decided all 400 either way (above)
+    assert summary.authorizer.sent == 20
+    assert summary.authorizer.decided + summary.authorizer.fell_back == 20
     assert summary.history_labels > 0
     assert summary.merchant_snapshots == {"2026-01-01/d7": 400}
     assert 0 < summary.known_merchants < 400

@@ -14,7 +14,10 @@ breaks a rule JSON Schema cannot state:
 - a card's live features with no worker running: 503 ``unavailable`` (no live owner), the
   documented answer, instead of "no server error";
 - "as of" one thing only (``as_of``, ``tag`` or ``snapshot_id``): the audit reads may refuse
-  schema-valid parameters as ``invalid_request``, but only when more than one was given.
+  schema-valid parameters as ``invalid_request``, but only when more than one was given;
+- a page cursor is opaque (any string fits the schema; only one the API gave is a cursor):
+  a card's audited decisions may refuse a ``cursor`` as ``invalid_query``, but only when one
+  was given.
 
 Driven through hypothesis directly: schemathesis' pytest plugin does not run on pytest 9.
 """
@@ -46,6 +49,8 @@ AS_OF_READS = {
 }
 # no worker runs here, so every card's partition has no live owner: 503 is the answer
 NO_OWNER = ("GET", "/v1/cards/{card_id}/features")
+# pages of a card's audited decisions: a cursor the API did not give is refused
+PAGED = ("GET", "/v1/audit/cards/{card_id}/decisions")
 # operation -> the error codes its schema-valid input may still be refused with (422)
 DOMAIN_RULES: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/labels"): {str(reason) for reason in Reason},
@@ -59,6 +64,8 @@ def _conforms(case: schemathesis.Case[Any], headers: dict[str, str], positive: b
     given = case.body if isinstance(case.body, dict) else case.query or {}
     if operation in AS_OF_READS and sum(given.get(name) is not None for name in AS_OF) > 1:
         codes = {"invalid_request"}
+    if operation == PAGED and given.get("cursor") is not None:
+        codes = (codes or set()) | {"invalid_query"}
     excluded: list[CheckFunction] = [] if codes is None else [positive_data_acceptance]
     if operation == NO_OWNER:
         excluded.append(not_a_server_error)
