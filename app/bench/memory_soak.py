@@ -9,16 +9,18 @@ After each chunk it samples:
 
 - the worker's resident size, ``VmRSS`` and its peak ``VmHWM`` (``/proc/<pid>/status``);
 - from the worker's ``/metrics`` (docs/OBSERVABILITY.md), summed over partitions: the
-  state's keys (RocksDB's estimate: the cards seen) and bytes (table files plus memtables),
-  the consumer lag and the decisions committed;
+  state's keys (RocksDB's estimate, which counts overwrites still in the memtables, so it
+  can exceed the cards) and bytes (table files plus memtables), the consumer lag and the
+  decisions committed;
+- the active cards: distinct cards among the transactions sent so far (counted here);
 - the 1-minute load average (the machine is shared).
 
 At the end it waits for the lag to drain, stops the worker and reads the whole decisions
 topic back with ``read_committed`` (:mod:`app.bench.verify`): one decision per transaction.
 
 Flatness is reported, never asserted: the least-squares slope of RSS (and of state bytes)
-over the second half of the samples in MB per 10 minutes, and the state's bytes per card
-(= per key) at the first sample with state and at the last.
+over the second half of the samples in MB per 10 minutes, and the state's bytes per active
+card at the first sample with state and at the last.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ _MB = 1024 * 1024
 class Sample:
     elapsed_s: float  # since the first send
     sent: int
+    cards: int  # distinct cards among the transactions sent (counted here, exact)
     decided: int  # decisions written by committed checkpoints (the worker's counter)
     lag: int
     rss_bytes: int
@@ -64,7 +67,8 @@ class Sample:
 
     @property
     def bytes_per_card(self) -> float | None:
-        return self.state_bytes / self.state_keys if self.state_keys else None
+        """State bytes per active card (a card seen so far)."""
+        return self.state_bytes / self.cards if self.cards and self.state_bytes else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,7 @@ def slope_per_10min(points: Sequence[tuple[float, float]]) -> float:
 
 def flatness(samples: Sequence[Sample]) -> Flatness:
     half = list(samples[len(samples) // 2 :])
-    with_state = [s for s in samples if s.state_keys]
+    with_state = [s for s in samples if s.bytes_per_card is not None]
     return Flatness(
         rss_slope_mb_per_10min=slope_per_10min([(s.elapsed_s, s.rss_bytes / _MB) for s in half]),
         state_slope_mb_per_10min=slope_per_10min(
@@ -158,7 +162,7 @@ def _scrape(url: str) -> str:
 
 
 async def _sample(
-    worker: WorkerProcess, settings: FraudscoreSettings, started: float, sent: int
+    worker: WorkerProcess, settings: FraudscoreSettings, started: float, sent: int, cards: int
 ) -> Sample:
     check_alive(worker)
     url = f"http://127.0.0.1:{settings.worker_http_port}/metrics"
@@ -167,7 +171,7 @@ async def _sample(
     )
     rss, hwm = proc_memory(worker.pid)
     return Sample(
-        elapsed_s=time.perf_counter() - started, sent=sent, decided=decided, lag=lag,
+        elapsed_s=time.perf_counter() - started, sent=sent, cards=cards, decided=decided, lag=lag,
         rss_bytes=rss, hwm_bytes=hwm, state_keys=keys, state_bytes=size, load1=load1(),
     )  # fmt: skip
 
@@ -185,16 +189,16 @@ def _paced(count: int, cards: int) -> Iterator[Paced]:
 
 
 async def _drain(
-    worker: WorkerProcess, settings: FraudscoreSettings, started: float, sent: int
+    worker: WorkerProcess, settings: FraudscoreSettings, started: float, sent: int, cards: int
 ) -> Sample:
     """Sample until every sent transaction is decided (or nothing moved for 120 s)."""
-    sample = await _sample(worker, settings, started, sent)
+    sample = await _sample(worker, settings, started, sent, cards)
     progressed, decided = time.monotonic(), sample.decided
     while sample.decided < sent:
         if time.monotonic() - progressed > 120:
             raise WorkerError(f"only {sample.decided:,} of {sent:,} decided after the load")
         await asyncio.sleep(1.0)
-        sample = await _sample(worker, settings, started, sent)
+        sample = await _sample(worker, settings, started, sent, cards)
         if sample.decided > decided:
             progressed, decided = time.monotonic(), sample.decided
     return sample
@@ -220,19 +224,20 @@ async def run_soak(
         if not await worker.wait_for_log("ready at offset"):
             raise WorkerError(f"worker did not get ready:\n{worker.log_tail()}")
         started, sent, behind, sending_s = time.perf_counter(), 0, 0.0, 0.0
-        samples = [await _sample(worker, settings, started, sent)]
+        cards: set[bytes] = set()
+        samples = [await _sample(worker, settings, started, sent, 0)]
         on_sample(samples[-1])
         chunk = await asyncio.to_thread(_chunk, generated, per_chunk)
         while chunk:
             upcoming = asyncio.create_task(asyncio.to_thread(_chunk, generated, per_chunk))
             took, late = await send_one_by_one(
-                producer, settings.input_topic, chunk, rate, lambda _: None
+                producer, settings.input_topic, chunk, rate, lambda r: cards.add(r.key)
             )
             sent, sending_s, behind = sent + len(chunk), sending_s + took, max(behind, late)
-            samples.append(await _sample(worker, settings, started, sent))
+            samples.append(await _sample(worker, settings, started, sent, len(cards)))
             on_sample(samples[-1])
             chunk = await upcoming
-        samples.append(await _drain(worker, settings, started, sent))
+        samples.append(await _drain(worker, settings, started, sent, len(cards)))
         on_sample(samples[-1])
     finally:
         await producer.stop()
@@ -245,14 +250,14 @@ async def run_soak(
 
 # --- reporting ---------------------------------------------------------------------------------
 
-_COLUMNS = ("min", "sent", "decided", "lag", "RSS MB", "HWM MB", "state keys", "state MB",
-            "state B/key", "load 1m")  # fmt: skip
+_COLUMNS = ("min", "sent", "cards", "decided", "lag", "RSS MB", "HWM MB", "state keys ~",
+            "state MB", "state B/card", "load 1m")  # fmt: skip
 
 
 def sample_row(s: Sample) -> list[str]:
     per_card = s.bytes_per_card
     return [
-        f"{s.elapsed_s / 60:.1f}", f"{s.sent:,}", f"{s.decided:,}", f"{s.lag:,}",
+        f"{s.elapsed_s / 60:.1f}", f"{s.sent:,}", f"{s.cards:,}", f"{s.decided:,}", f"{s.lag:,}",
         f"{s.rss_bytes / _MB:.1f}", f"{s.hwm_bytes / _MB:.1f}", f"{s.state_keys:,}",
         f"{s.state_bytes / _MB:.1f}", "n/a" if per_card is None else f"{per_card:,.0f}",
         f"{s.load1:.2f}",
@@ -284,8 +289,8 @@ def flatness_table(soak: Soak) -> Table:
     rows = [
         ("RSS slope, MB / 10 min", f"{f.rss_slope_mb_per_10min:+.2f}"),
         ("state bytes slope, MB / 10 min", f"{f.state_slope_mb_per_10min:+.2f}"),
-        ("state keys slope, keys / 10 min", f"{f.keys_slope_per_10min:+,.0f}"),
-        ("state bytes per key (≈ per active card), first → last",
+        ("state keys (RocksDB's estimate) slope, keys / 10 min", f"{f.keys_slope_per_10min:+,.0f}"),
+        ("state bytes per active card, first → last sample with state",
          f"{_per_card(f.bytes_per_card_first)} → {_per_card(f.bytes_per_card_last)}"),
         ("RSS last / peak (VmHWM), MB",
          f"{last.rss_bytes / _MB:.1f} / {last.hwm_bytes / _MB:.1f}"),

@@ -166,7 +166,7 @@ def _soak(
 
     console.print(
         f"memory soak: {rate:,} TPS for {seconds / 60:g} min, {opts.cards:,} cards; "
-        "min, sent, decided, lag, RSS MB, HWM MB, keys, state MB, B/key, load 1m"
+        "min, sent, cards, decided, lag, RSS MB, HWM MB, keys ~, state MB, B/card, load 1m"
     )
     try:
         soak = asyncio.run(run_soak(opts, rate, seconds, every_s, on_sample))

@@ -1,4 +1,4 @@
-"""The memory soak's arithmetic and readings: slopes, bytes per key, /proc and /metrics."""
+"""The memory soak's arithmetic and readings: slopes, bytes per card, /proc and /metrics."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ MB = 1024 * 1024
 
 def _sample(minute: float, rss_mb: float, keys: int, state_mb: float) -> Sample:
     return Sample(
-        elapsed_s=minute * 60, sent=int(minute * 90_000), decided=int(minute * 90_000), lag=0,
+        elapsed_s=minute * 60, sent=int(minute * 90_000), cards=keys, decided=int(minute * 90_000),
+        lag=0,
         rss_bytes=int(rss_mb * MB), hwm_bytes=int(rss_mb * MB) + MB, state_keys=keys,
         state_bytes=int(state_mb * MB), load1=3.0,
     )  # fmt: skip
@@ -40,7 +41,7 @@ def test_slope_is_in_units_per_ten_minutes() -> None:
     assert slope_per_10min([(60.0, 7.0)]) == 0.0  # one point: no slope
 
 
-def test_flatness_fits_the_second_half_and_compares_bytes_per_key() -> None:
+def test_flatness_fits_the_second_half_and_compares_bytes_per_card() -> None:
     # state grows for the first two samples, then RSS and state are flat but for 1 MB noise
     samples = [
         _sample(0, 130, 0, 0),
@@ -71,7 +72,7 @@ def test_tables_show_every_sample_and_the_verdict() -> None:
     console = Console(width=250, record=True)
     console.print(samples_table(soak), flatness_table(soak))
     text = console.export_text()
-    assert "n/a" in text  # bytes per key before any state
+    assert "n/a" in text  # bytes per card before any state
     assert "104,858" in text  # 1 MB / 10 keys
     assert "incomplete: 1 missing" in text
 
