@@ -2,8 +2,10 @@
 given time on load-generator traffic; is its memory flat?
 
 The worker reads a fresh input topic. This process generates the load generator's
-transactions (``cards`` cards, so the state grows while new cards appear and then stops)
-chunk by chunk (one chunk per sample interval, the next generated while the current is
+transactions (``cards`` cards) spread over ``event_days`` of event time (90 by default: the
+card state keeps 24 hours of events and 30 days of daily buckets, so the state grows while
+new cards appear and their buckets fill, and levels off after a third of the run) chunk by
+chunk (one chunk per sample interval, the next generated while the current is
 sent) and sends them paced at ``rate`` per second (:func:`app.pacer.send_one_by_one`).
 After each chunk it samples:
 
@@ -183,8 +185,10 @@ def _chunk(generated: Iterator[Paced], n: int) -> list[Paced]:
     return list(islice(generated, n))
 
 
-def _paced(count: int, cards: int) -> Iterator[Paced]:
-    for s in generate(count, cards=cards, seed=_SEED):
+def _paced(count: int, cards: int, event_days: float) -> Iterator[Paced]:
+    """``count`` load-generator transactions spread over ``event_days`` of event time."""
+    per_second = count / (event_days * 86_400)
+    for s in generate(count, cards=cards, seed=_SEED, events_per_second=per_second):
         yield Paced(str(s.record["transaction_id"]), s.key, encode_record(s.record))
 
 
@@ -205,15 +209,21 @@ async def _drain(
 
 
 async def run_soak(
-    opts: Options, rate: int, seconds: float, every_s: float, on_sample: Callable[[Sample], None]
+    opts: Options,
+    *,
+    rate: int,
+    seconds: float,
+    every_s: float,
+    event_days: float,
+    on_sample: Callable[[Sample], None],
 ) -> Soak:
-    """One exactly-once worker at ``rate`` transactions/s for ``seconds``, sampled every
-    ``every_s`` seconds, then drained and verified."""
+    """One exactly-once worker at ``rate`` transactions/s for ``seconds`` on ``event_days``
+    of event time, sampled every ``every_s`` seconds, then drained and verified."""
     await asyncio.to_thread(cached_default_model, opts.base.model_cache_dir)
     settings = opts.fresh("soak", processing_guarantee=EO, worker_http_port=_free_port())
     await ensure_topics(settings)
     total, per_chunk = round(rate * seconds), max(1, round(rate * every_s))
-    generated = _paced(total, opts.cards)
+    generated = _paced(total, opts.cards, event_days)
     before = load1()
     worker, _, _ = spawn(settings, opts.log("memory-soak"))
     producer = AIOKafkaProducer(

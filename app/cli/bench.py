@@ -96,6 +96,14 @@ def bench(
     sample_every: Annotated[
         float, typer.Option(min=1, help="Seconds between the memory soak's samples")
     ] = 30.0,
+    event_days: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Days of event time the memory soak's whole input spans (the state levels "
+            "off once they exceed its 30 days of buckets)",
+        ),
+    ] = 90.0,
 ) -> None:
     """Benchmark fraudscore against Quix Streams, faust-streaming and the transactional
     pass-through ceiling: the same input, the same broker, one after another.
@@ -139,7 +147,10 @@ def bench(
     command = shlex.join(["fraudscore", "bench", *sys.argv[2:]])
     console.print(header(opts, quix_python, command))
     if memory_soak is not None:
-        _soak(opts, rate, memory_soak * 60, sample_every, show_markdown=show_markdown, keep=keep)
+        _soak(
+            opts, rate=rate, seconds=memory_soak * 60, every_s=sample_every,
+            event_days=event_days, show_markdown=show_markdown, keep=keep,
+        )  # fmt: skip
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())  # fmt: skip
@@ -156,7 +167,14 @@ def bench(
 
 
 def _soak(
-    opts: Options, rate: int, seconds: float, every_s: float, *, show_markdown: bool, keep: bool
+    opts: Options,
+    *,
+    rate: int,
+    seconds: float,
+    every_s: float,
+    event_days: float,
+    show_markdown: bool,
+    keep: bool,
 ) -> None:
     from app.bench.exactly_once import markdown  # noqa: PLC0415
     from app.bench.memory_soak import flatness_table, run_soak, sample_row, samples_table  # noqa: PLC0415
@@ -165,11 +183,21 @@ def _soak(
         console.print("  ".join(sample_row(sample)))
 
     console.print(
-        f"memory soak: {rate:,} TPS for {seconds / 60:g} min, {opts.cards:,} cards; "
+        f"memory soak: {rate:,} TPS for {seconds / 60:g} min, {opts.cards:,} cards, "
+        f"{event_days:g} days of event time; "
         "min, sent, cards, decided, lag, RSS MB, HWM MB, keys ~, state MB, B/card, load 1m"
     )
     try:
-        soak = asyncio.run(run_soak(opts, rate, seconds, every_s, on_sample))
+        soak = asyncio.run(
+            run_soak(
+                opts,
+                rate=rate,
+                seconds=seconds,
+                every_s=every_s,
+                event_days=event_days,
+                on_sample=on_sample,
+            )
+        )
     finally:
         if not keep:
             for path in opts.root.glob("*/state"):
