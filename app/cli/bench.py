@@ -21,6 +21,7 @@ from app.settings import get_settings
 
 if TYPE_CHECKING:  # the benchmark's modules load only when it runs (not at every CLI start)
     from app.bench.exactly_once import Options
+    from app.bench.memory_soak import Sample
     from app.bench.peers import Result
 
 _ALL = "ceiling-confluent,ceiling-aiokafka,fraudscore-alo,fraudscore-eo,quix-eo,faust-eo"
@@ -79,6 +80,30 @@ def bench(
         typer.Option("--markdown", help="Also print the tables as markdown, for BENCHMARKS.md"),
     ] = False,
     keep: Annotated[bool, typer.Option(help="Keep the contenders' state dirs")] = False,
+    memory_soak: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            help="Instead of the contenders: the memory soak (issue #8), one exactly-once "
+            "worker at --rate for this many minutes on --cards cards, sampling its RSS/VmHWM, "
+            "state keys and bytes, decided and lag every --sample-every s, then verifying its "
+            "output and reporting the slope of RSS over the last half and bytes per card",
+        ),
+    ] = None,
+    rate: Annotated[
+        int, typer.Option(min=1, help="Offered transactions/s of the memory soak")
+    ] = 1_500,
+    sample_every: Annotated[
+        float, typer.Option(min=1, help="Seconds between the memory soak's samples")
+    ] = 30.0,
+    event_days: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Days of event time the memory soak's whole input spans (the state levels "
+            "off once they exceed its 30 days of buckets)",
+        ),
+    ] = 90.0,
 ) -> None:
     """Benchmark fraudscore against Quix Streams, faust-streaming and the transactional
     pass-through ceiling: the same input, the same broker, one after another.
@@ -121,6 +146,12 @@ def bench(
     )
     command = shlex.join(["fraudscore", "bench", *sys.argv[2:]])
     console.print(header(opts, quix_python, command))
+    if memory_soak is not None:
+        _soak(
+            opts, rate=rate, seconds=memory_soak * 60, every_s=sample_every,
+            event_days=event_days, show_markdown=show_markdown, keep=keep,
+        )  # fmt: skip
+        return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())  # fmt: skip
     try:
@@ -133,6 +164,52 @@ def bench(
             for path in root.glob("*/state"):
                 shutil.rmtree(path, ignore_errors=True)
     _report(results, opts, chart_path or root / "bench.png", show_markdown)
+
+
+def _soak(
+    opts: Options,
+    *,
+    rate: int,
+    seconds: float,
+    every_s: float,
+    event_days: float,
+    show_markdown: bool,
+    keep: bool,
+) -> None:
+    from app.bench.exactly_once import markdown  # noqa: PLC0415
+    from app.bench.memory_soak import flatness_table, run_soak, sample_row, samples_table  # noqa: PLC0415
+
+    def on_sample(sample: Sample) -> None:
+        console.print("  ".join(sample_row(sample)))
+
+    console.print(
+        f"memory soak: {rate:,} TPS for {seconds / 60:g} min, {opts.cards:,} cards, "
+        f"{event_days:g} days of event time; "
+        "min, sent, cards, decided, lag, RSS MB, HWM MB, keys ~, state MB, B/card, load 1m"
+    )
+    try:
+        soak = asyncio.run(
+            run_soak(
+                opts,
+                rate=rate,
+                seconds=seconds,
+                every_s=every_s,
+                event_days=event_days,
+                on_sample=on_sample,
+            )
+        )
+    finally:
+        if not keep:
+            for path in opts.root.glob("*/state"):
+                shutil.rmtree(path, ignore_errors=True)
+    stdout = Console(width=None if sys.stdout.isatty() else 220)
+    tables = [samples_table(soak), flatness_table(soak)]
+    for table in tables:
+        stdout.print(table)
+    if show_markdown:
+        stdout.print(
+            "\n\n".join(markdown(t) for t in tables), markup=False, soft_wrap=True, highlight=False
+        )
 
 
 def _report(results: list[Result], opts: Options, png: Path, show_markdown: bool) -> None:
