@@ -62,7 +62,10 @@ def bench(
     ] = _ALL,
     broker_pid: Annotated[
         int | None,
-        typer.Option(help="The broker's pid on this machine, to report its CPU separately"),
+        typer.Option(
+            help="The broker's pid on this machine, to report its CPU separately (contenders "
+            "only: the memory soak samples the worker alone)"
+        ),
     ] = None,
     quix_python: Annotated[
         Path | None,
