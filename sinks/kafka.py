@@ -174,7 +174,8 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 
 def group_admin(settings: FraudscoreSettings) -> AdminClient:
-    """An admin client for reading topics and the consumer group's assignment (the API)."""
+    """An admin client with the service's connection options (topics, the consumer group's
+    assignment)."""
     return AdminClient(confluent_options(settings))
 
 

@@ -32,7 +32,6 @@ from importlib.metadata import version
 from pathlib import Path
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from app.bench._common import fresh_settings, host_info, librdkafka_version, load1
@@ -41,7 +40,7 @@ from app.restore import restore_partition
 from app.settings import FraudscoreSettings
 from features.card import encode_state
 from features.stream import MemoryCardStore, process
-from sinks.kafka import CHANGELOG_CONFIG
+from sinks.kafka import CHANGELOG_CONFIG, confluent_options, group_admin
 from sinks.rocksdb import PartitionStore
 
 _TXNS_PER_CARD_DAY = 3.0
@@ -63,12 +62,12 @@ def fill_changelog(
 ) -> int:
     """Produce ``records`` changelog records to partition 0, compressed with ``compression``
     (the producer's ``compression.type``); returns their key + value bytes."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = group_admin(settings)
     topic = NewTopic(settings.changelog_topic, 1, 1, config=CHANGELOG_CONFIG)
     admin.create_topics([topic])[settings.changelog_topic].result()
     producer = Producer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **confluent_options(settings),
             "linger.ms": 20,
             "queue.buffering.max.messages": 1_000_000,
             "enable.idempotence": True,
@@ -159,9 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             )
     finally:
         if not args.keep:
-            AdminClient({"bootstrap.servers": settings.kafka_bootstrap}).delete_topics(
-                [settings.changelog_topic]
-            )
+            group_admin(settings).delete_topics([settings.changelog_topic])
         shutil.rmtree(root, ignore_errors=True)
     print(f"pid {os.getpid()} done in {time.monotonic() - started:.0f} s")
 
