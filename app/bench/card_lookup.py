@@ -30,7 +30,6 @@ import asyncio
 import random
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -46,7 +45,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.api.auth import Role, mint_token, token_verifier
-from app.bench._common import fresh_settings, machine_info
+from app.bench._common import free_port, fresh_settings, machine_info
 from app.loadgen import produce
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings, get_settings
@@ -120,12 +119,6 @@ class HttpPool:
         self.idle.clear()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def _worker_url(worker: WorkerProcess) -> str:
     if not await worker.wait_for_log("worker joined group", _READY_TIMEOUT_S):
         raise RuntimeError(f"the worker did not start:\n{worker.log_tail()}")
@@ -193,7 +186,7 @@ async def run(args: argparse.Namespace, root: Path) -> tuple[list[Phase], Frauds
         "lookup",
         root,
         partitions=args.partitions,
-        api_port=_free_port(),
+        api_port=free_port(),
         api_jwt_secret=SecretStr(secrets.token_hex(32)),
         environment="test",
         log_format="text",

@@ -28,7 +28,6 @@ card at the first sample with state and at the last.
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import time
 import urllib.request
@@ -40,7 +39,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
-from app.bench._common import Load, WorkerError, check_alive, load1, spawn
+from app.bench._common import Load, WorkerError, check_alive, free_port, load1, spawn
 from app.bench.exactly_once import EO, Options
 from app.bench.verify import Verdict, committed_ids, verdict
 from app.model_cache import cached_default_model
@@ -152,12 +151,6 @@ def worker_metrics(text: str, decisions_topic: str) -> tuple[int, int, int, int]
     return int(sums["keys"]), int(sums["bytes"]), int(sums["lag"]), int(sums["decided"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our worker
         return str(response.read().decode())
@@ -220,7 +213,7 @@ async def run_soak(
     """One exactly-once worker at ``rate`` transactions/s for ``seconds`` on ``event_days``
     of event time, sampled every ``every_s`` seconds, then drained and verified."""
     await asyncio.to_thread(cached_default_model, opts.base.model_cache_dir)
-    settings = opts.fresh("soak", processing_guarantee=EO, worker_http_port=_free_port())
+    settings = opts.fresh("soak", processing_guarantee=EO, worker_http_port=free_port())
     await ensure_topics(settings)
     total, per_chunk = round(rate * seconds), max(1, round(rate * every_s))
     generated = _paced(total, opts.cards, event_days)
