@@ -213,11 +213,7 @@ async def _send(
             view.sent(1)
 
     producer = request_producer(settings)
-    await producer.start()
-    try:
-        return await send_one_by_one(producer, settings.input_topic, records, rate, stamp)
-    finally:
-        await producer.stop()
+    return await send_one_by_one(producer, settings.input_topic, records, rate, stamp)
 
 
 async def _collect(

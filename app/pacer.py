@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import NamedTuple
 
-from aiokafka import AIOKafkaProducer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from models.synthetic import encode_record, generate
+
+_FLUSH_TIMEOUT_S = 60.0
 
 
 class Paced(NamedTuple):
@@ -31,18 +33,27 @@ def paced_records(count: int, cards: int, seed: int, *, skip: int = 0) -> list[P
 
 
 async def send_one_by_one(
-    producer: AIOKafkaProducer,
+    producer: Producer,
     topic: str,
     records: Iterable[Paced],
     rate: float,
     on_send: Callable[[Paced], None],
 ) -> tuple[float, float]:
     """Send at ``rate`` per second (0: as fast as possible), calling ``on_send`` just before
-    each send; (seconds taken, how far behind schedule the sender fell at worst). A failed
-    send raises."""
+    each send; (seconds taken, how far behind schedule the sender fell at worst). Returns once
+    every record is acknowledged; a failed send raises.
+
+    ``producer`` is a librdkafka one (:func:`sinks.kafka.request_producer`): a send costs a few
+    microseconds of this thread, so the sender takes little of the CPU the measured service
+    needs (the aiokafka sender took 0.4 of a core at 5,000 per second; docs/BENCHMARKS.md)."""
     records = list(records)
+    failures: list[KafkaError] = []
+
+    def delivered(error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            failures.append(error)
+
     loop_start, i, behind = time.perf_counter(), 0, 0.0
-    acks: list[asyncio.Future[object]] = []
     while i < len(records):
         now = time.perf_counter()
         if rate <= 0:  # as fast as possible
@@ -54,18 +65,33 @@ async def send_one_by_one(
         while i < due:
             record = records[i]
             on_send(record)
-            acks.append(await producer.send(topic, record.value, key=record.key))
+            _produce(producer, topic, record, delivered)
             i += 1
-        acks = _unacknowledged(acks)
+        producer.poll(0)  # delivery reports
+        _raise_first(failures)
         await asyncio.sleep(0.001)
     elapsed = time.perf_counter() - loop_start
-    await asyncio.gather(*acks)
+    left = await asyncio.to_thread(producer.flush, _FLUSH_TIMEOUT_S)
+    _raise_first(failures)
+    if left:
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{left} sends not acknowledged"))
     return elapsed, behind
 
 
-def _unacknowledged(acks: list[asyncio.Future[object]]) -> list[asyncio.Future[object]]:
-    """The sends still waiting for their ack; a failed send raises here."""
-    for ack in acks:
-        if ack.done():
-            ack.result()
-    return [ack for ack in acks if not ack.done()]
+def _produce(
+    producer: Producer,
+    topic: str,
+    record: Paced,
+    delivered: Callable[[KafkaError | None, Message], None],
+) -> None:
+    while True:
+        try:
+            producer.produce(topic, record.value, record.key, on_delivery=delivered)
+            return
+        except BufferError:  # the local queue is full: let librdkafka drain some
+            producer.poll(0.01)
+
+
+def _raise_first(failures: list[KafkaError]) -> None:
+    if failures:
+        raise KafkaException(failures[0])

@@ -165,7 +165,7 @@ class FraudscoreSettings(BaseSettings):
 
     # --- Checkpoints ----------------------------------------------------------------------
     checkpoint_interval_ms: int = Field(
-        default=25,
+        default=10,
         ge=1,
         description="Longest time a processed record waits for its checkpoint",
     )
@@ -191,6 +191,12 @@ class FraudscoreSettings(BaseSettings):
     )
     fetch_max_records: int = Field(
         default=2000, ge=1, description="Records per fetch across partitions"
+    )
+    fetch_wait_ms: int = Field(
+        default=5,
+        ge=0,
+        description="Longest time the broker holds the worker's fetch to gather more records "
+        "(fewer, fuller fetches: less CPU in the broker and the worker)",
     )
 
     # --- Input validation -------------------------------------------------------------------

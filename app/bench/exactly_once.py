@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import math
 import os
@@ -50,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
+from confluent_kafka import Producer
 from rich.console import Console
 from rich.table import Table
 
@@ -398,13 +400,12 @@ async def _collect(follower: DecisionFollower, phase: _Phase) -> None:
 
 async def latency_phase(
     settings: FraudscoreSettings,
-    follower: DecisionFollower,
+    clients: tuple[Producer, DecisionFollower],
     workers: Sequence[WorkerProcess],
     records: list[Paced],
     rate: int,
 ) -> Latency:
-    producer = request_producer(settings)
-    await producer.start()
+    producer, follower = clients
     phase = _Phase()
     pids = [worker.process.pid for worker in workers]
 
@@ -420,14 +421,17 @@ async def latency_phase(
     before, cpu_before, started = load1(), cpu(), time.perf_counter()
     queued_before, retries_before = queued(), retries()
     collector = asyncio.create_task(_collect(follower, phase))
+    gc.disable()  # a full collection over the phase's records stalled the sender ~0.1 s
     try:
         elapsed, behind = await send_one_by_one(
             producer, settings.input_topic, records, rate, phase.stamp
         )
     finally:
         phase.done.set()
-        await producer.stop()
-    await collector
+    try:
+        await collector
+    finally:
+        gc.enable()
     for worker in workers:
         check_alive(worker)
     wall = time.perf_counter() - started
@@ -452,14 +456,16 @@ async def latency_phase(
 
 
 async def _warm_up(
-    settings: FraudscoreSettings, follower: DecisionFollower, workers: Sequence[WorkerProcess]
+    settings: FraudscoreSettings,
+    clients: tuple[Producer, DecisionFollower],
+    workers: Sequence[WorkerProcess],
 ) -> None:
-    """Decide a first small batch so that training, join and restore are behind us."""
+    """Decide a first small batch so that training, join and restore are behind us, and the
+    paced runs' producer has its metadata and producer id (a fresh one holds its first sends
+    back until it has them)."""
+    producer, follower = clients
     warm = paced_records(500, 5_000, seed=99)
-    part = partitioner(settings.partitions)
-    await bulk_produce(
-        settings, settings.input_topic, (Outgoing(r.key, r.value, part(r.key)) for r in warm)
-    )
+    await send_one_by_one(producer, settings.input_topic, warm, 0, lambda _: None)
     wanted = {r.transaction_id for r in warm}
     seen: set[str] = set()
     deadline = time.monotonic() + 180
@@ -491,9 +497,10 @@ async def latency(
         workers = [spawn(settings, opts.log(name), launch)[0]]
     results = []
     try:
-        await _warm_up(settings, follower, workers)
+        clients = (request_producer(settings), follower)
+        await _warm_up(settings, clients, workers)
         for rate, records in workloads.items():
-            result = await latency_phase(settings, follower, workers, records, rate)
+            result = await latency_phase(settings, clients, workers, records, rate)
             console.print(
                 f"  {contender} {guarantee} {rate:,} TPS offered "
                 f"({result.achieved_tps:,.0f} achieved): "

@@ -14,7 +14,7 @@ watermark, duplicate check, expiry, the card update) with the in-memory store.
 Where the state lives matters too: with a dict of live states, 20,000 cards' lists and
 strings, grown one event at a time, lie scattered over the heap (cache misses). The worker
 never keeps states that long: a card's state is read from RocksDB, decoded into fresh, compact
-objects, updated and encoded again at each checkpoint (every 25 ms), so its ``observe`` runs on
+objects, updated and encoded again at each checkpoint (every 10 ms), so its ``observe`` runs on
 a freshly decoded state. ``--worker-path`` times that: pass A decodes, observes and encodes each
 event's state from a dict of encoded states; pass B decodes and encodes the same bytes
 without ``observe``; A - B is ``observe`` on a freshly decoded state. Reported:

@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
-from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
@@ -47,7 +46,7 @@ from app.pacer import Paced, send_one_by_one
 from app.process import WorkerProcess
 from app.settings import FraudscoreSettings
 from models.synthetic import encode_record, generate
-from sinks.kafka import client_options, ensure_topics
+from sinks.kafka import ensure_topics, request_producer
 
 _SEED = 5
 _MB = 1024 * 1024
@@ -219,10 +218,7 @@ async def run_soak(
     generated = _paced(total, opts.cards, event_days)
     before = load1()
     worker, _, _ = spawn(settings, opts.log("memory-soak"))
-    producer = AIOKafkaProducer(
-        **client_options(settings), acks="all", linger_ms=5, enable_idempotence=True
-    )
-    await producer.start()
+    producer = request_producer(settings)
     try:
         if not await worker.wait_for_log("ready at offset"):
             raise WorkerError(f"worker did not get ready:\n{worker.log_tail()}")
@@ -243,7 +239,6 @@ async def run_soak(
         samples.append(await _drain(worker, settings, started, sent, len(cards)))
         on_sample(samples[-1])
     finally:
-        await producer.stop()
         worker.stop()
     load = Load(before, load1())
     expected = (f"tx_{_SEED}_{i:09d}" for i in range(sent))

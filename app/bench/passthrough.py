@@ -5,7 +5,7 @@ Run: ``.venv/bin/python -m app.bench.passthrough [--events N] [--rounds R] [--bo
 ``--events`` load-generator transactions (50,000 cards, seed 3) are produced to one input topic
 first. Then each contender, in its own child process and its own consumer group, copies the
 input to its own output topic with the worker's checkpoint shape: ``read_committed`` batch
-fetches; every ``checkpoint_interval_ms`` (25 ms) or ``checkpoint_max_records`` (2,000), one
+fetches; every ``checkpoint_interval_ms`` (10 ms) or ``checkpoint_max_records`` (2,000), one
 transaction with the fetched records and the consumed offsets. Rounds alternate the
 contenders. Measured in the child, from its first fetched record until its last transaction
 committed: events/s, and the child's CPU (user + system, all threads) per event.
