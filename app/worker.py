@@ -44,6 +44,7 @@ from features.merchant import SnapshotBook
 from models.pipeline import NO_SNAPSHOTS, Pipeline
 from sinks.errors import StateError
 from sinks.kafka import ensure_topics, worker_consumer
+from sinks.rocksdb import total_memory
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,8 @@ class Worker:
             lag = max(0, high - task.committed_offset) if high >= 0 else None
             keys, size = task.store.stats()
             self.metrics.partition_observed(task.partition, lag, keys, size)
+        memory = total_memory(task.store.memory() for task in self.tasks.values())
+        self.metrics.state_memory_observed(memory)
 
     def _seek(self, task: PartitionTask) -> None:
         try:

@@ -24,6 +24,7 @@ from app.partition import Pending
 from app.settings import FraudscoreSettings
 from models.pipeline import Pipeline
 from models.policy import Outcome
+from sinks.rocksdb import StoreMemory
 
 _STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 50000)
@@ -146,6 +147,13 @@ class WorkerMetrics:
             ["partition"],
             registry=r,
         )
+        self.state_memory = Gauge(
+            "fraudscore_worker_state_memory_bytes",
+            "Memory RocksDB holds for the worker's partition stores, by kind: memtables, "
+            "block_cache (its usage), table_readers (index and filter blocks outside the cache)",
+            ["kind"],
+            registry=r,
+        )
         self.restore_remaining = Gauge(
             "fraudscore_worker_restore_remaining_offsets",
             "Changelog offsets a restoring partition still has to read (0 once restored)",
@@ -237,6 +245,11 @@ class WorkerMetrics:
             self.lag.labels(self._settings.input_topic, label).set(lag)
         self.state_keys.labels(label).set(keys)
         self.state_bytes.labels(label).set(state_bytes)
+
+    def state_memory_observed(self, memory: StoreMemory) -> None:
+        """RocksDB's memory over all the worker's stores (refreshed with the partitions)."""
+        for kind, value in memory._asdict().items():
+            self.state_memory.labels(kind).set(value)
 
     def partition_closed(self, partition: int) -> None:
         """Stop exporting the partition's gauges: another worker owns it now."""

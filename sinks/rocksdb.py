@@ -68,11 +68,29 @@ class CheckpointMeta(msgspec.Struct, frozen=True):
 
 _meta_decoder = msgspec.msgpack.Decoder(CheckpointMeta)
 _SIZES = ("rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables")
+_MEMORY = (  # in StoreMemory's order
+    "rocksdb.size-all-mem-tables",
+    "rocksdb.block-cache-usage",
+    "rocksdb.estimate-table-readers-mem",
+)
 
 
 class StoreStats(NamedTuple):
     keys: int  # cards (and the partition's own record), estimated
     bytes: int  # table files and memtables of the cards and the expiry index
+
+
+class StoreMemory(NamedTuple):
+    """RocksDB's own account of the memory a store holds, over its column families."""
+
+    memtables: int  # active, immutable and pinned memtables
+    block_cache: int  # blocks in the block cache(s) its column families read through
+    table_readers: int  # index and filter blocks of open table files held outside the cache
+
+
+def total_memory(memories: Iterable[StoreMemory]) -> StoreMemory:
+    """The sum of several stores' memory (zeros for none)."""
+    return StoreMemory(*(sum(kind) for kind in zip(StoreMemory(0, 0, 0), *memories, strict=True)))
 
 
 def _snapshot_get(snapshot: Snapshot, key: bytes) -> bytes | None:
@@ -332,6 +350,13 @@ class PartitionStore:
         return StoreStats(
             keys=_int_property(self._db, "rocksdb.estimate-num-keys"),
             bytes=sum(_int_property(family, prop) for family in families for prop in _SIZES),
+        )
+
+    def memory(self) -> StoreMemory:
+        """What RocksDB says it holds in memory for this store (cheap: no I/O)."""
+        families = (self._db, self._expiry_cf, self._meta_cf)
+        return StoreMemory(
+            *(sum(_int_property(family, prop) for family in families) for prop in _MEMORY)
         )
 
     def wipe(self) -> None:

@@ -14,6 +14,8 @@ After each chunk it samples:
   state's keys (RocksDB's estimate, which counts overwrites still in the memtables, so it
   can exceed the cards) and bytes (table files plus memtables), the consumer lag and the
   decisions committed;
+- RocksDB's own memory account (``fraudscore_worker_state_memory_bytes``): memtables, block
+  cache usage and table readers over all the worker's stores;
 - the active cards: distinct cards among the transactions sent so far (counted here);
 - the 1-minute load average (the machine is shared).
 
@@ -34,6 +36,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from typing import NamedTuple
 
 from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
@@ -63,6 +66,7 @@ class Sample:
     hwm_bytes: int
     state_keys: int
     state_bytes: int
+    rocksdb: Reading  # RocksDB's memory account: memtables, block cache, table readers
     load1: float
 
     @property
@@ -129,25 +133,40 @@ def proc_memory(pid: int) -> tuple[int, int]:
     return found["VmRSS"], found["VmHWM"]
 
 
-def worker_metrics(text: str, decisions_topic: str) -> tuple[int, int, int, int]:
-    """(state keys, state bytes, consumer lag, decisions committed) from the worker's
-    /metrics, summed over its partitions."""
-    sums = {"keys": 0.0, "bytes": 0.0, "lag": 0.0, "decided": 0.0}
-    names = {
-        "fraudscore_worker_state_keys": "keys",
-        "fraudscore_worker_state_bytes": "bytes",
-        "fraudscore_worker_consumer_lag": "lag",
-    }
+class Reading(NamedTuple):
+    """What the soak reads from the worker's /metrics, summed over its partitions."""
+
+    keys: int = 0
+    bytes: int = 0
+    lag: int = 0
+    decided: int = 0  # decisions committed
+    memtables: int = 0  # RocksDB's memory account (fraudscore_worker_state_memory_bytes)
+    block_cache: int = 0
+    table_readers: int = 0
+
+
+_SUMMED = {
+    "fraudscore_worker_state_keys": "keys",
+    "fraudscore_worker_state_bytes": "bytes",
+    "fraudscore_worker_consumer_lag": "lag",
+}
+
+
+def worker_metrics(text: str, decisions_topic: str) -> Reading:
+    """The soak's :class:`Reading` of the worker's /metrics exposition."""
+    sums = dict.fromkeys(Reading._fields, 0.0)
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if s.name in names:
-                sums[names[s.name]] += s.value
+            if s.name in _SUMMED:
+                sums[_SUMMED[s.name]] += s.value
+            elif s.name == "fraudscore_worker_state_memory_bytes":
+                sums[s.labels["kind"]] += s.value
             elif (
                 s.name == "fraudscore_worker_records_out_total"
                 and s.labels.get("topic") == decisions_topic
             ):
                 sums["decided"] += s.value
-    return int(sums["keys"]), int(sums["bytes"]), int(sums["lag"]), int(sums["decided"])
+    return Reading(**{name: int(value) for name, value in sums.items()})
 
 
 def _scrape(url: str) -> str:
@@ -160,13 +179,12 @@ async def _sample(
 ) -> Sample:
     check_alive(worker)
     url = f"http://127.0.0.1:{settings.worker_http_port}/metrics"
-    keys, size, lag, decided = worker_metrics(
-        await asyncio.to_thread(_scrape, url), settings.decisions_topic
-    )
+    reading = worker_metrics(await asyncio.to_thread(_scrape, url), settings.decisions_topic)
     rss, hwm = proc_memory(worker.pid)
     return Sample(
-        elapsed_s=time.perf_counter() - started, sent=sent, cards=cards, decided=decided, lag=lag,
-        rss_bytes=rss, hwm_bytes=hwm, state_keys=keys, state_bytes=size, load1=load1(),
+        elapsed_s=time.perf_counter() - started, sent=sent, cards=cards, decided=reading.decided,
+        lag=reading.lag, rss_bytes=rss, hwm_bytes=hwm, state_keys=reading.keys,
+        state_bytes=reading.bytes, rocksdb=reading, load1=load1(),
     )  # fmt: skip
 
 
@@ -249,7 +267,8 @@ async def run_soak(
 # --- reporting ---------------------------------------------------------------------------------
 
 _COLUMNS = ("min", "sent", "cards", "decided", "lag", "RSS MB", "HWM MB", "state keys ~",
-            "state MB", "state B/card", "load 1m")  # fmt: skip
+            "state MB", "state B/card", "memtables MB", "block cache MB", "table readers MB",
+            "load 1m")  # fmt: skip
 
 
 def sample_row(s: Sample) -> list[str]:
@@ -258,7 +277,8 @@ def sample_row(s: Sample) -> list[str]:
         f"{s.elapsed_s / 60:.1f}", f"{s.sent:,}", f"{s.cards:,}", f"{s.decided:,}", f"{s.lag:,}",
         f"{s.rss_bytes / _MB:.1f}", f"{s.hwm_bytes / _MB:.1f}", f"{s.state_keys:,}",
         f"{s.state_bytes / _MB:.1f}", "n/a" if per_card is None else f"{per_card:,.0f}",
-        f"{s.load1:.2f}",
+        f"{s.rocksdb.memtables / _MB:.1f}", f"{s.rocksdb.block_cache / _MB:.1f}",
+        f"{s.rocksdb.table_readers / _MB:.1f}", f"{s.load1:.2f}",
     ]  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from app.bench._common import Load
 from app.bench.memory_soak import (
+    Reading,
     Sample,
     Soak,
     flatness,
@@ -22,6 +23,7 @@ from app.bench.memory_soak import (
 from app.bench.verify import verdict
 from app.settings import FraudscoreSettings
 from app.worker_metrics import WorkerMetrics
+from sinks.rocksdb import StoreMemory
 
 MB = 1024 * 1024
 
@@ -31,7 +33,7 @@ def _sample(minute: float, rss_mb: float, keys: int, state_mb: float) -> Sample:
         elapsed_s=minute * 60, sent=int(minute * 90_000), cards=keys, decided=int(minute * 90_000),
         lag=0,
         rss_bytes=int(rss_mb * MB), hwm_bytes=int(rss_mb * MB) + MB, state_keys=keys,
-        state_bytes=int(state_mb * MB), load1=3.0,
+        state_bytes=int(state_mb * MB), rocksdb=Reading(memtables=2 * MB), load1=3.0,
     )  # fmt: skip
 
 
@@ -89,5 +91,6 @@ def test_worker_metrics_sums_partitions_of_the_real_exposition() -> None:
     metrics.partition_observed(1, 7, 2_000, 128_000)
     metrics.records_out.labels("soak.decisions").inc(3_000)
     metrics.records_out.labels(settings.changelog_topic).inc(9_999)  # not decisions
+    metrics.state_memory_observed(StoreMemory(memtables=5, block_cache=6, table_readers=7))
     text = generate_latest(metrics.registry).decode()
-    assert worker_metrics(text, "soak.decisions") == (3_000, 192_000, 12, 3_000)
+    assert worker_metrics(text, "soak.decisions") == Reading(3_000, 192_000, 12, 3_000, 5, 6, 7)
