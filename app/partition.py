@@ -28,6 +28,7 @@ from app.restore import RestoreProgress, restore_partition
 from app.settings import FraudscoreSettings
 from models.pipeline import BatchResult, Pipeline, SourceRecord
 from sinks.rocksdb import CheckpointMeta, PartitionStore
+from sinks.rocksdb_memory import shared_memory
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,10 @@ class PartitionTask:
         self.partition = partition
         self.pipeline = pipeline
         self.failpoints = failpoints
-        self.store = PartitionStore(settings.state_dir / f"{self.topic}-{partition}")
+        self.store = PartitionStore(
+            settings.state_dir / f"{self.topic}-{partition}",
+            shared_memory(settings.state_memory_mb),
+        )
         self.committed_offset = 0
         self.next_offset = 0
         self.changelog_next = 0

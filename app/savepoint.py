@@ -57,6 +57,7 @@ from features.stream import (
 )
 from sinks.kafka import client_options, ensure_topics, savepoint_producer, topic_partitions
 from sinks.rocksdb import PartitionStore
+from sinks.rocksdb_memory import shared_memory
 
 FORMAT = "fraudscore-savepoint"
 FORMAT_VERSION = 1
@@ -577,7 +578,7 @@ def _wipe_local_state(settings: FraudscoreSettings, partitions: int) -> None:
         if not path.exists():
             continue
         try:
-            store = PartitionStore(path)
+            store = PartitionStore(path, shared_memory(settings.state_memory_mb))
         except Exception as exc:  # rocksdict reports a held lock as a bare Exception
             raise SavepointError(f"local state {path} is in use (is a worker running?)") from exc
         store.wipe()

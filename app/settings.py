@@ -467,6 +467,12 @@ class FraudscoreSettings(BaseSettings):
 
     # --- Local files ----------------------------------------------------------------------
     var_dir: Path = Field(default=Path("var"), description="Root of all local state and data")
+    state_memory_mb: int = Field(
+        default=256,
+        ge=16,
+        description="Memory budget of all the RocksDB stores of a process (one per partition): "
+        "one block cache of this size, the memtables charged to it and flushed at half of it",
+    )
     kafka_version: str = Field(
         default="3.9.1", description="Apache Kafka version fetched from Maven"
     )

@@ -45,6 +45,7 @@ from models.pipeline import NO_SNAPSHOTS, Pipeline
 from sinks.errors import StateError
 from sinks.kafka import ensure_topics, worker_consumer
 from sinks.rocksdb import total_memory
+from sinks.rocksdb_memory import shared_memory
 
 log = logging.getLogger(__name__)
 
@@ -223,8 +224,8 @@ class Worker:
             lag = max(0, high - task.committed_offset) if high >= 0 else None
             keys, size = task.store.stats()
             self.metrics.partition_observed(task.partition, lag, keys, size)
-        memory = total_memory(task.store.memory() for task in self.tasks.values())
-        self.metrics.state_memory_observed(memory)
+        stores = total_memory(task.store.memory() for task in self.tasks.values())
+        self.metrics.state_memory_observed(shared_memory(self.settings.state_memory_mb), stores)
 
     def _seek(self, task: PartitionTask) -> None:
         try:

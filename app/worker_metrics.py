@@ -25,6 +25,7 @@ from app.settings import FraudscoreSettings
 from models.pipeline import Pipeline
 from models.policy import Outcome
 from sinks.rocksdb import StoreMemory
+from sinks.rocksdb_memory import StateMemory
 
 _STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 50000)
@@ -149,9 +150,15 @@ class WorkerMetrics:
         )
         self.state_memory = Gauge(
             "fraudscore_worker_state_memory_bytes",
-            "Memory RocksDB holds for the worker's partition stores, by kind: memtables, "
-            "block_cache (its usage), table_readers (index and filter blocks outside the cache)",
+            "Memory RocksDB holds for the worker's partition stores, by its own account: "
+            "budget_used (the shared block cache's usage, memtables' reservations included), "
+            "memtables, table_readers (index and filter blocks outside the cache)",
             ["kind"],
+            registry=r,
+        )
+        self.state_memory_budget = Gauge(
+            "fraudscore_worker_state_memory_budget_bytes",
+            "The memory budget of the worker's RocksDB stores (FRAUDSCORE_STATE_MEMORY_MB)",
             registry=r,
         )
         self.restore_remaining = Gauge(
@@ -246,9 +253,11 @@ class WorkerMetrics:
         self.state_keys.labels(label).set(keys)
         self.state_bytes.labels(label).set(state_bytes)
 
-    def state_memory_observed(self, memory: StoreMemory) -> None:
+    def state_memory_observed(self, budget: StateMemory, stores: StoreMemory) -> None:
         """RocksDB's memory over all the worker's stores (refreshed with the partitions)."""
-        for kind, value in memory._asdict().items():
+        self.state_memory_budget.set(budget.capacity)
+        self.state_memory.labels("budget_used").set(budget.usage())
+        for kind, value in stores._asdict().items():
             self.state_memory.labels(kind).set(value)
 
     def partition_closed(self, partition: int) -> None:

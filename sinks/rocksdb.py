@@ -22,6 +22,10 @@ Layout (version 2):
 
 A database of another layout version is wiped when opened (restore rebuilds it).
 
+Memory: every store of a process reads and writes through one budget, a shared block cache
+that the memtables are charged to (:mod:`sinks.rocksdb_memory`), so a worker's RocksDB
+memory does not grow with its partitions.
+
 Threads: the overlay and every method but :meth:`PartitionStore.read_committed` belong to the
 worker's main thread. :meth:`~PartitionStore.read_committed` may be called from any thread
 (the HTTP thread's card-feature lookups): it reads only RocksDB, whose reads are safe
@@ -38,7 +42,7 @@ from pathlib import Path
 from typing import NamedTuple, cast
 
 import msgspec
-from rocksdict import Options, Rdict, Snapshot, WriteBatch
+from rocksdict import Rdict, Snapshot, WriteBatch
 
 from features.card import CardState, decode_state, encode_state, newest_of
 from features.stream import (
@@ -49,6 +53,7 @@ from features.stream import (
     expiry_hour,
 )
 from sinks.errors import StateError
+from sinks.rocksdb_memory import StateMemory
 
 LAYOUT_VERSION = 2
 _META_CF = "meta"
@@ -68,11 +73,7 @@ class CheckpointMeta(msgspec.Struct, frozen=True):
 
 _meta_decoder = msgspec.msgpack.Decoder(CheckpointMeta)
 _SIZES = ("rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables")
-_MEMORY = (  # in StoreMemory's order
-    "rocksdb.size-all-mem-tables",
-    "rocksdb.block-cache-usage",
-    "rocksdb.estimate-table-readers-mem",
-)
+_MEMORY = ("rocksdb.size-all-mem-tables", "rocksdb.estimate-table-readers-mem")  # StoreMemory
 
 
 class StoreStats(NamedTuple):
@@ -81,16 +82,16 @@ class StoreStats(NamedTuple):
 
 
 class StoreMemory(NamedTuple):
-    """RocksDB's own account of the memory a store holds, over its column families."""
+    """RocksDB's own account of the memory a store holds, over its column families (the
+    block cache is the process's, :class:`~sinks.rocksdb_memory.StateMemory`)."""
 
     memtables: int  # active, immutable and pinned memtables
-    block_cache: int  # blocks in the block cache(s) its column families read through
     table_readers: int  # index and filter blocks of open table files held outside the cache
 
 
 def total_memory(memories: Iterable[StoreMemory]) -> StoreMemory:
     """The sum of several stores' memory (zeros for none)."""
-    return StoreMemory(*(sum(kind) for kind in zip(StoreMemory(0, 0, 0), *memories, strict=True)))
+    return StoreMemory(*(sum(kind) for kind in zip(StoreMemory(0, 0), *memories, strict=True)))
 
 
 def _snapshot_get(snapshot: Snapshot, key: bytes) -> bytes | None:
@@ -107,13 +108,6 @@ def _snapshot_get(snapshot: Snapshot, key: bytes) -> bytes | None:
 def _int_property(family: Rdict, name: str) -> int:
     value = family.property_int_value(name)
     return 0 if value is None else int(value)
-
-
-def _options() -> Options:
-    options = Options(raw_mode=True)
-    options.create_if_missing(True)
-    options.create_missing_column_families(True)
-    return options
 
 
 def _index_key(hour: int, card_key: bytes) -> bytes:
@@ -136,8 +130,9 @@ class CommittedCard(NamedTuple):
 class PartitionStore:
     """State of one input partition: RocksDB plus the overlay of the open checkpoint."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, memory: StateMemory) -> None:
         self.path = path
+        self._budget = memory  # shared with the process's other stores
         self._read_lock = threading.Lock()  # read_committed (any thread) against close
         self._closed = False
         self._overlay: dict[str, CardState | None] = {}
@@ -154,8 +149,9 @@ class PartitionStore:
 
     def _open(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        families = {_META_CF: _options(), _EXPIRY_CF: _options()}
-        self._db = Rdict(str(self.path), options=_options(), column_families=families)
+        options = self._budget.options
+        families = {_META_CF: options(), _EXPIRY_CF: options()}
+        self._db = Rdict(str(self.path), options=options(), column_families=families)
         self._meta_cf = self._db.get_column_family(_META_CF)
         self._expiry_cf = self._db.get_column_family(_EXPIRY_CF)
 
@@ -353,7 +349,8 @@ class PartitionStore:
         )
 
     def memory(self) -> StoreMemory:
-        """What RocksDB says it holds in memory for this store (cheap: no I/O)."""
+        """What RocksDB says it holds in memory for this store besides the shared cache
+        (cheap: no I/O)."""
         families = (self._db, self._expiry_cf, self._meta_cf)
         return StoreMemory(
             *(sum(_int_property(family, prop) for family in families) for prop in _MEMORY)

@@ -14,8 +14,9 @@ After each chunk it samples:
   state's keys (RocksDB's estimate, which counts overwrites still in the memtables, so it
   can exceed the cards) and bytes (table files plus memtables), the consumer lag and the
   decisions committed;
-- RocksDB's own memory account (``fraudscore_worker_state_memory_bytes``): memtables, block
-  cache usage and table readers over all the worker's stores;
+- RocksDB's own memory account (``fraudscore_worker_state_memory_bytes``) over all the
+  worker's stores: the shared block cache's usage (memtables charged to it included), the
+  memtables and the table readers;
 - the active cards: distinct cards among the transactions sent so far (counted here);
 - the 1-minute load average (the machine is shared).
 
@@ -140,8 +141,8 @@ class Reading(NamedTuple):
     bytes: int = 0
     lag: int = 0
     decided: int = 0  # decisions committed
-    memtables: int = 0  # RocksDB's memory account (fraudscore_worker_state_memory_bytes)
-    block_cache: int = 0
+    budget_used: int = 0  # RocksDB's memory account (fraudscore_worker_state_memory_bytes)
+    memtables: int = 0
     table_readers: int = 0
 
 
@@ -266,8 +267,8 @@ async def run_soak(
 
 # --- reporting ---------------------------------------------------------------------------------
 
-_COLUMNS = ("min", "sent", "cards", "decided", "lag", "RSS MB", "HWM MB", "state keys ~",
-            "state MB", "state B/card", "memtables MB", "block cache MB", "table readers MB",
+COLUMNS = ("min", "sent", "cards", "decided", "lag", "RSS MB", "HWM MB", "state keys ~",
+            "state MB", "state B/card", "budget used MB", "memtables MB", "table readers MB",
             "load 1m")  # fmt: skip
 
 
@@ -277,7 +278,7 @@ def sample_row(s: Sample) -> list[str]:
         f"{s.elapsed_s / 60:.1f}", f"{s.sent:,}", f"{s.cards:,}", f"{s.decided:,}", f"{s.lag:,}",
         f"{s.rss_bytes / _MB:.1f}", f"{s.hwm_bytes / _MB:.1f}", f"{s.state_keys:,}",
         f"{s.state_bytes / _MB:.1f}", "n/a" if per_card is None else f"{per_card:,.0f}",
-        f"{s.rocksdb.memtables / _MB:.1f}", f"{s.rocksdb.block_cache / _MB:.1f}",
+        f"{s.rocksdb.budget_used / _MB:.1f}", f"{s.rocksdb.memtables / _MB:.1f}",
         f"{s.rocksdb.table_readers / _MB:.1f}", f"{s.load1:.2f}",
     ]  # fmt: skip
 
@@ -287,7 +288,7 @@ def samples_table(soak: Soak) -> Table:
         title=f"Memory soak: one exactly-once worker at {soak.rate:,} TPS offered "
         f"({soak.achieved_tps:,.0f} achieved); the last row after the lag drained"
     )
-    for name in _COLUMNS:
+    for name in COLUMNS:
         table.add_column(name, justify="right")
     for s in soak.samples:
         table.add_row(*sample_row(s))

@@ -42,6 +42,7 @@ from features.card import encode_state
 from features.stream import MemoryCardStore, process
 from sinks.kafka import CHANGELOG_CONFIG, confluent_options, group_admin
 from sinks.rocksdb import PartitionStore
+from sinks.rocksdb_memory import shared_memory
 
 _TXNS_PER_CARD_DAY = 3.0
 _DAY_S = 86_400
@@ -91,7 +92,7 @@ def fill_changelog(
 
 def restore_once(settings: FraudscoreSettings, directory: Path) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds and table-file bytes of one restore into ``directory``."""
-    store = PartitionStore(directory)
+    store = PartitionStore(directory, shared_memory(settings.state_memory_mb))
     try:
         wall, cpu = time.monotonic(), time.process_time()
         restore_partition(settings, store, 0, 0)

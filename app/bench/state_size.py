@@ -39,11 +39,13 @@ from pathlib import Path
 from random import Random
 
 from app.bench.features import transactions as generated_transactions
+from app.settings import get_settings
 from features.stream import PARTITION_KEY, StreamParams, process
 from features.transaction import Transaction
 from features.windows import DAY_MS
 from models.synthetic import DEFAULT_START_MS
 from sinks.rocksdb import CheckpointMeta, PartitionStore
+from sinks.rocksdb_memory import shared_memory
 
 _PARTITION_KEY_BYTES = PARTITION_KEY.encode()  # the partition's own state: not a card
 
@@ -114,7 +116,7 @@ class Replay:
 
 def _store(directory: str | None) -> PartitionStore:
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="fraudscore-bench-"))
-    return PartitionStore(root / "state")
+    return PartitionStore(root / "state", shared_memory(get_settings().state_memory_mb))
 
 
 def monthly(args: argparse.Namespace) -> None:

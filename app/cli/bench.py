@@ -180,15 +180,20 @@ def _soak(
     keep: bool,
 ) -> None:
     from app.bench.exactly_once import markdown  # noqa: PLC0415
-    from app.bench.memory_soak import flatness_table, run_soak, sample_row, samples_table  # noqa: PLC0415
+    from app.bench.memory_soak import (  # noqa: PLC0415
+        COLUMNS,
+        flatness_table,
+        run_soak,
+        sample_row,
+        samples_table,
+    )
 
     def on_sample(sample: Sample) -> None:
         console.print("  ".join(sample_row(sample)))
 
     console.print(
         f"memory soak: {rate:,} TPS for {seconds / 60:g} min, {opts.cards:,} cards, "
-        f"{event_days:g} days of event time; "
-        "min, sent, cards, decided, lag, RSS MB, HWM MB, keys ~, state MB, B/card, load 1m"
+        f"{event_days:g} days of event time; {', '.join(COLUMNS)}"
     )
     try:
         soak = asyncio.run(

@@ -24,6 +24,7 @@ from features.card import CardState
 from features.stream import PartitionState
 from sinks.kafka import client_options, topic_partitions
 from sinks.rocksdb import PartitionStore
+from sinks.rocksdb_memory import shared_memory
 from tests.support.kafka import read_topic
 from tests.support.reference import Reference
 
@@ -167,7 +168,7 @@ async def _assert_state(settings: FraudscoreSettings, ref: Reference, scratch: P
     for partition, expected in ref.states.items():
         local = _last_owner_states(settings, partition)
         assert local == (expected, ref.partitions[partition]), f"p{partition}: local state"
-        fresh = PartitionStore(scratch / str(partition))
+        fresh = PartitionStore(scratch / str(partition), shared_memory(settings.state_memory_mb))
         try:
             restore_partition(settings, fresh, partition, ref.input_ends[partition])
             restored = (dict(fresh.items()), fresh.partition_state())
@@ -185,7 +186,7 @@ def _last_owner_states(settings: FraudscoreSettings, partition: int) -> _Local:
     pattern = f"*/state/{settings.input_topic}-{partition}"
     best: tuple[int, _Local] = (-1, ({}, None))
     for path in sorted(settings.var_dir.glob(pattern)):
-        store = PartitionStore(path)
+        store = PartitionStore(path, shared_memory(settings.state_memory_mb))
         try:
             offset = store.meta.changelog_next_offset if store.meta else -1
             if offset > best[0]:

@@ -20,6 +20,7 @@ from features.card_summary import summarize
 from features.stream import PartitionState
 from sinks.kafka import key_partition
 from sinks.rocksdb import CheckpointMeta, PartitionStore
+from sinks.rocksdb_memory import shared_memory
 from tests.support.api import api_settings, bearer, token
 from tests.support.oracle import T0, txn_of
 
@@ -30,7 +31,7 @@ def test_the_worker_answers_committed_state_404_503_and_421(tmp_path: Path) -> N
     settings = api_settings(tmp_path / "var")
     status = WorkerStatus()
     cards = LocalCards(status, settings.stream_params)
-    store = PartitionStore(tmp_path / "p0")
+    store = PartitionStore(tmp_path / "p0", shared_memory(settings.state_memory_mb))
     state, _ = observe(None, txn_of(0, T0, (0, 0, 0, 1234, 1, 2, None, None, 0)))
     store.put("card0", state)
     store.put_partition_state(PartitionState(1, T0 + 5000, 0, 0, 0))

@@ -16,8 +16,14 @@ from features.card import CardState, empty_state, encode_state
 from features.stream import MemoryCardStore, PartitionState, StreamParams, expiry_hour, process
 from sinks.errors import StateError
 from sinks.rocksdb import CheckpointMeta, PartitionStore
+from sinks.rocksdb_memory import shared_memory
 from tests.support.oracle import Step
 from tests.support.streams import TTL, log_items, log_of
+
+
+def _store(path: Path) -> PartitionStore:
+    """A store on the tests' shared memory budget (every store of a process shares one)."""
+    return PartitionStore(path, shared_memory(16))
 
 
 def _state(n: int) -> CardState:
@@ -27,18 +33,18 @@ def _state(n: int) -> CardState:
 
 
 def test_overlay_is_read_first_and_never_written_until_commit(tmp_path: Path) -> None:
-    store = PartitionStore(tmp_path / "p0")
+    store = _store(tmp_path / "p0")
     store.put("a", _state(1))
     assert store.get("a") == _state(1)
     store.close()
-    reopened = PartitionStore(tmp_path / "p0")
+    reopened = _store(tmp_path / "p0")
     assert reopened.get("a") is None  # an uncommitted write must not leak
     assert reopened.meta is None
     reopened.close()
 
 
 def test_write_persists_changes_and_meta_atomically(tmp_path: Path) -> None:
-    store = PartitionStore(tmp_path / "p0")
+    store = _store(tmp_path / "p0")
     store.put("a", _state(1))
     store.put("b", _state(2))
     store.delete("b")
@@ -46,14 +52,14 @@ def test_write_persists_changes_and_meta_atomically(tmp_path: Path) -> None:
     assert changes == [(b"a", encode_state(_state(1))), (b"b", None)]
     store.write(changes, CheckpointMeta(changelog_next_offset=7, input_next_offset=42))
     store.close()
-    reopened = PartitionStore(tmp_path / "p0")
+    reopened = _store(tmp_path / "p0")
     assert dict(reopened.items()) == {"a": _state(1)}
     assert reopened.meta == CheckpointMeta(changelog_next_offset=7, input_next_offset=42)
     reopened.close()
 
 
 def test_discard_forgets_the_open_checkpoint(tmp_path: Path) -> None:
-    store = PartitionStore(tmp_path / "p0")
+    store = _store(tmp_path / "p0")
     store.write([(b"a", encode_state(_state(1)))], CheckpointMeta())
     store.put("a", _state(9))
     store.discard()
@@ -63,7 +69,7 @@ def test_discard_forgets_the_open_checkpoint(tmp_path: Path) -> None:
 
 
 def test_wipe_leaves_an_empty_usable_store(tmp_path: Path) -> None:
-    store = PartitionStore(tmp_path / "p0")
+    store = _store(tmp_path / "p0")
     store.write([(b"a", encode_state(_state(1)))], CheckpointMeta(changelog_next_offset=3))
     store.wipe()
     assert store.get("a") is None
@@ -91,7 +97,7 @@ def test_rocksdb_with_checkpoints_aborts_and_restarts_equals_the_memory_store(
     expected = [process(reference, txn, _PARAMS) for txn in log]
     changelog: list[tuple[bytes, bytes | None]] = []
     with tempfile.TemporaryDirectory() as scratch:
-        store = PartitionStore(Path(scratch) / "p0")
+        store = _store(Path(scratch) / "p0")
         committed, i = 0, 0
         for event in [*events, *[""] * len(log)][: 2 * len(log)]:  # bounded, ends processed
             if i == len(log):
@@ -106,13 +112,13 @@ def test_rocksdb_with_checkpoints_aborts_and_restarts_equals_the_memory_store(
                 committed = i
                 if event == "restart":
                     store.close()
-                    store = PartitionStore(Path(scratch) / "p0")
+                    store = _store(Path(scratch) / "p0")
         for txn, outcome in zip(log[i:], expected[i:], strict=True):
             assert process(store, txn, _PARAMS) == outcome
         changelog.extend(_checkpoint(store))
         _assert_same_state(store, reference)
         store.close()
-        restored = PartitionStore(Path(scratch) / "restored")
+        restored = _store(Path(scratch) / "restored")
         for start in range(0, len(changelog), 7):  # as restore writes it: batches of records
             restored.write(changelog[start : start + 7], None)
         _assert_same_state(restored, reference)
@@ -136,7 +142,7 @@ def _assert_same_state(store: PartitionStore, reference: MemoryCardStore) -> Non
 def test_expire_merges_the_index_and_the_overlay_in_hour_then_card_order(tmp_path: Path) -> None:
     hour = 3_600_000
     states = {card: _state(i * hour) for i, card in enumerate("abcd", 1)}  # hours 1..4
-    reference, store = MemoryCardStore(), PartitionStore(tmp_path / "p0")
+    reference, store = MemoryCardStore(), _store(tmp_path / "p0")
     for card, state in states.items():
         reference.put(card, state)
         store.put(card, state)
@@ -151,16 +157,16 @@ def test_expire_merges_the_index_and_the_overlay_in_hour_then_card_order(tmp_pat
 
 
 def test_a_database_of_another_layout_is_wiped_on_open(tmp_path: Path) -> None:
-    store = PartitionStore(tmp_path / "p0")
+    store = _store(tmp_path / "p0")
     store.write([(b"a", encode_state(_state(1)))], CheckpointMeta(layout=1))  # an older build's
     store.close()
-    reopened = PartitionStore(tmp_path / "p0")
+    reopened = _store(tmp_path / "p0")
     assert (reopened.meta, list(reopened.items())) == (None, [])  # restore rebuilds it
     reopened.close()
 
 
 def test_read_committed_sees_checkpoints_only(tmp_path: Path) -> None:
-    store = PartitionStore(tmp_path / "p")
+    store = _store(tmp_path / "p")
     assert store.read_committed("c1") == (None, None, None)
     store.put("c1", _state(1))
     store.put_partition_state(PartitionState(1, 50, 0, 0, 0))
@@ -179,7 +185,7 @@ def test_read_committed_sees_checkpoints_only(tmp_path: Path) -> None:
 def test_read_committed_from_another_thread_while_checkpoints_commit(tmp_path: Path) -> None:
     """Every read sees one whole checkpoint: the card's newest time and the partition's stream
     time are written together, so they always match."""
-    store = PartitionStore(tmp_path / "p")
+    store = _store(tmp_path / "p")
     stop, mismatches, reads = threading.Event(), [], [0]
 
     def read() -> None:

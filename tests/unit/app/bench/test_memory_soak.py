@@ -24,6 +24,7 @@ from app.bench.verify import verdict
 from app.settings import FraudscoreSettings
 from app.worker_metrics import WorkerMetrics
 from sinks.rocksdb import StoreMemory
+from sinks.rocksdb_memory import StateMemory
 
 MB = 1024 * 1024
 
@@ -33,7 +34,8 @@ def _sample(minute: float, rss_mb: float, keys: int, state_mb: float) -> Sample:
         elapsed_s=minute * 60, sent=int(minute * 90_000), cards=keys, decided=int(minute * 90_000),
         lag=0,
         rss_bytes=int(rss_mb * MB), hwm_bytes=int(rss_mb * MB) + MB, state_keys=keys,
-        state_bytes=int(state_mb * MB), rocksdb=Reading(memtables=2 * MB), load1=3.0,
+        state_bytes=int(state_mb * MB), rocksdb=Reading(budget_used=3 * MB, memtables=2 * MB),
+        load1=3.0,
     )  # fmt: skip
 
 
@@ -91,6 +93,6 @@ def test_worker_metrics_sums_partitions_of_the_real_exposition() -> None:
     metrics.partition_observed(1, 7, 2_000, 128_000)
     metrics.records_out.labels("soak.decisions").inc(3_000)
     metrics.records_out.labels(settings.changelog_topic).inc(9_999)  # not decisions
-    metrics.state_memory_observed(StoreMemory(memtables=5, block_cache=6, table_readers=7))
+    metrics.state_memory_observed(StateMemory(16), StoreMemory(memtables=5, table_readers=7))
     text = generate_latest(metrics.registry).decode()
-    assert worker_metrics(text, "soak.decisions") == Reading(3_000, 192_000, 12, 3_000, 5, 6, 7)
+    assert worker_metrics(text, "soak.decisions") == Reading(3_000, 192_000, 12, 3_000, 0, 5, 7)
