@@ -5,19 +5,21 @@ write buffer (two of them while one is flushed) and its own 32 MB block cache, a
 index and filter blocks of every open table file outside any cache. A worker opens one
 database per input partition with three column families each, so what it may hold grows
 with its partitions, not with a number anyone chose: the memory soak of issue #8 saw the
-worker's RSS climb in steps at every memtable flush (docs/BENCHMARKS.md).
+worker's RSS follow its memtables and then climb in steps at flushes (docs/BENCHMARKS.md).
 
 :class:`StateMemory` is that number. One LRU :class:`~rocksdict.Cache` of the budget's size
 holds the data blocks, the index and filter blocks (``cache_index_and_filter_blocks``) and,
 through a :class:`~rocksdict.WriteBufferManager` charged to the same cache, the memtables
-too: when the memtables of all the stores together reach half the budget, RocksDB flushes
-the largest, and what they hold is taken from what the cache may keep. Every store of a
+too: when the memtables of all the stores together reach half the budget, the next write
+makes its database flush (its oldest memtable), and what they hold is taken from what the
+cache may keep. Every store of a
 process must use the same instance (:func:`shared_memory`), or each would get a budget of
 its own.
 
 The cache's limit is not strict (a read is never refused for want of room), so the budget
-can be exceeded briefly by blocks in use; RocksDB's allocations outside it (iterators,
-compaction buffers, the write batch being applied) are small and not counted.
+can be exceeded briefly by blocks in use, and RocksDB's allocations outside it (iterators,
+flush and compaction buffers, the write batch being applied) are not counted: the 15-minute
+soak's worker levelled off at ≈ 40 MB above interpreter + budget (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
