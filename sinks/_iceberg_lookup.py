@@ -86,8 +86,9 @@ class _PointReader:
             groups = self._row_groups_holding(fragment, fin, name)
             if not groups:
                 return []
-            holding = parquet.make_fragment(fin, row_groups=groups)
-            return list(self._project(task, holding, file_schema))
+            # a row group at a time: one fragment of several yields them out of order
+            fragments = [parquet.make_fragment(fin, row_groups=[group]) for group in groups]
+            return list(self._project(task, fragments, file_schema))
 
     def _file_schema(self, physical: pa.Schema) -> Schema:
         return pyarrow_to_schema(
@@ -113,9 +114,13 @@ class _PointReader:
         return sorted({candidates[i] for i in np.searchsorted(ends, hits, side="right")})
 
     def _project(
-        self, task: FileScanTask, fragment: ds.ParquetFileFragment, file_schema: Schema
+        self,
+        task: FileScanTask,
+        fragments: Sequence[ds.ParquetFileFragment],
+        file_schema: Schema,
     ) -> Iterator[pa.RecordBatch]:
-        """Phase 2: pyiceberg's ``_task_to_record_batches`` without deletes, on ``fragment``."""
+        """Phase 2: pyiceberg's ``_task_to_record_batches`` without deletes, on ``fragments``
+        of the task's file."""
         scan, metadata = self._arrow_scan, self._metadata
         projected = scan._projected_schema
         missing = _get_column_projection_values(
@@ -136,14 +141,14 @@ class _PointReader:
             bound = bind(file_schema, translated, case_sensitive=scan._case_sensitive)
             arrow_filter = expression_to_pyarrow(bound, file_schema)
         columns = prune_columns(file_schema, scan._projected_field_ids, select_full_types=False)
-        scanner = ds.Scanner.from_fragment(
-            fragment=fragment,
-            schema=fragment.physical_schema,
-            filter=arrow_filter,
-            columns=_names(columns),
-        )
-        for batch in scanner.to_batches():
-            if batch.num_rows:
+        names = [column.name for column in columns.columns]
+        for fragment in fragments:
+            scanner = ds.Scanner.from_fragment(
+                fragment, schema=fragment.physical_schema, filter=arrow_filter, columns=names
+            )
+            for batch in scanner.to_batches():
+                if not batch.num_rows:
+                    continue
                 yield _to_requested_schema(
                     projected,
                     columns,
@@ -157,7 +162,3 @@ class _PointReader:
         """pyiceberg's choice: ns timestamps become us unless configured, up to format v2."""
         chosen = self._arrow_scan._downcast_ns_timestamp_to_us
         return chosen if chosen is not None else self._metadata.format_version <= 2
-
-
-def _names(schema: Schema) -> Sequence[str]:
-    return [column.name for column in schema.columns]
