@@ -39,8 +39,9 @@ card's history over the whole range, each ``--repeat`` times on a loaded table h
 transaction is looked up through :meth:`AuditTable.transaction` (id column first, then the
 row groups holding the id) and, taking turns with it, by the plain pyiceberg scan of the same
 filter, which must return the same rows; both are reported, with their ratio.
-``--row-group-rows`` sets ``write.parquet.row-group-limit`` (smaller row groups of the sorted
-rows let a card's query skip most of each file by its min/max statistics).
+``--row-group-rows`` sets ``write.parquet.row-group-limit`` instead of the service's default
+(0: pyiceberg's own, 1,048,576 rows; smaller row groups of the sorted rows let a card's query
+skip most of each file by its min/max statistics, and a transaction's read fewer rows).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from datetime import time as clock
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import pyarrow as pa
@@ -81,6 +83,8 @@ from sinks.iceberg import (
     StagedAppend,
     event_time_between,
 )
+
+ROW_GROUP_LIMIT: Final = "write.parquet.row-group-limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,9 +216,11 @@ def day_report(run: DayRun, block_h: int = 4) -> list[str]:
 
 
 def lookups(args: argparse.Namespace, root: Path) -> list[str]:
-    properties = {"commit.manifest-merge.enabled": "true"}
-    if args.row_group_rows:
-        properties["write.parquet.row-group-limit"] = str(args.row_group_rows)
+    properties = dict(FraudscoreSettings(var_dir=root).audit_table_properties)
+    if args.row_group_rows is not None:
+        properties[ROW_GROUP_LIMIT] = str(args.row_group_rows)
+    if args.row_group_rows == 0:
+        del properties[ROW_GROUP_LIMIT]
     table = open_audit_table(FraudscoreSettings(var_dir=root, audit_table_properties=properties))
     schema = table.table.schema().as_arrow()
     first = datetime.combine(datetime.now(UTC).date() - timedelta(days=args.days), clock(), UTC)
@@ -351,7 +357,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=30, help="lookups: event days")
     parser.add_argument("--repeat", type=int, default=5, help="lookups: runs per query")
     parser.add_argument(
-        "--row-group-rows", type=int, default=0, help="lookups: Parquet row groups; 0: default"
+        "--row-group-rows",
+        type=int,
+        help="lookups: rows per Parquet row group (default: the service's; 0: pyiceberg's)",
     )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
