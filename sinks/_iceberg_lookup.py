@@ -53,8 +53,13 @@ def scan_equal(scan: DataScan, column: str, value: str) -> pa.Table:
     if scan.limit is not None:
         return scan.to_arrow()
     reader = _PointReader(scan, column, value)
-    tasks = scan.plan_files()
-    batches = itertools.chain.from_iterable(ExecutorFactory.get_or_create().map(reader.read, tasks))
+    tasks = list(scan.plan_files())
+    read = ExecutorFactory.get_or_create().map(reader.read, tasks)
+    # pyiceberg's reader uses the same thread pool: only ever called from this thread
+    batches = itertools.chain.from_iterable(
+        reader.read_plainly(task) if part is None else part
+        for task, part in zip(tasks, read, strict=True)
+    )
     tables = [pa.Table.from_batches([batch]) for batch in batches]
     if not tables:
         return schema_to_pyarrow(scan.projection(), include_field_ids=False).empty_table()
@@ -73,22 +78,27 @@ class _PointReader:
         self._field_id = self._metadata.schema().find_field(column).field_id
         self._value = value
 
-    def read(self, task: FileScanTask) -> list[pa.RecordBatch]:
+    def read(self, task: FileScanTask) -> list[pa.RecordBatch] | None:
+        """The task's rows in phases; None: read it plainly (:meth:`read_plainly`)."""
         if task.delete_files or task.file.file_format != FileFormat.PARQUET:
-            return list(self._arrow_scan.to_record_batches([task]))
+            return None
         parquet = ds.ParquetFileFormat(pre_buffer=True, buffer_size=_BUFFER)
         with self._io.new_input(task.file.file_path).open() as fin:
             fragment = parquet.make_fragment(fin)
             file_schema = self._file_schema(fragment.physical_schema)
             name = file_schema.find_column_name(self._field_id)
             if name is None or "." in name:  # absent from the file, or nested
-                return list(self._arrow_scan.to_record_batches([task]))
+                return None
             groups = self._row_groups_holding(fragment, fin, name)
             if not groups:
                 return []
             # a row group at a time: one fragment of several yields them out of order
             fragments = [parquet.make_fragment(fin, row_groups=[group]) for group in groups]
             return list(self._project(task, fragments, file_schema))
+
+    def read_plainly(self, task: FileScanTask) -> list[pa.RecordBatch]:
+        """The task's rows by pyiceberg's reader: every row group the statistics leave."""
+        return list(self._arrow_scan.to_record_batches([task]))
 
     def _file_schema(self, physical: pa.Schema) -> Schema:
         return pyarrow_to_schema(
