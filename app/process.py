@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,14 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from app.settings import FraudscoreSettings
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a child's server, or
+    for a client that must find nobody there)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def settings_env(settings: FraudscoreSettings) -> dict[str, str]:

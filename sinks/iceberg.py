@@ -50,7 +50,7 @@ from pyiceberg.expressions import (
 from pyiceberg.expressions.literals import literal
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.table import Table, Transaction
+from pyiceberg.table import DataScan, Table, Transaction
 from pyiceberg.table.refs import SnapshotRefType
 from pyiceberg.table.snapshots import Operation, Snapshot, ancestors_of
 from pyiceberg.table.sorting import SortField, SortOrder
@@ -74,6 +74,7 @@ from sqlalchemy.exc import IntegrityError
 from features.currency import MINOR_UNIT_EXPONENTS
 from features.schema import FEATURE_NAMES
 from models.pipeline import DecisionRecord, Source, format_event_time
+from sinks._iceberg_lookup import scan_equal
 from sinks.errors import AuditError, AuditQueryError, AuditSnapshotError
 
 log = logging.getLogger(__name__)
@@ -597,24 +598,30 @@ class AuditTable:
     ) -> pa.Table:
         """The rows that match ``condition`` in the table as ``as_of`` says, as Arrow (in the
         schema of the snapshot read)."""
+        return self._scan(condition, as_of, columns).to_arrow()
+
+    def _scan(
+        self, condition: BooleanExpression, as_of: AsOf, columns: Sequence[str] = ("*",)
+    ) -> DataScan:
         snapshot_id = _snapshot_to_read(self.table, as_of)
         if as_of.ingested_by is not None:
             by = _compare(LessThanOrEqual, "ingested_at", as_of.ingested_by.isoformat())
             condition = And(condition, by)
-        scan = self.table.scan(
+        return self.table.scan(
             row_filter=condition, snapshot_id=snapshot_id, selected_fields=tuple(columns)
         )
-        return scan.to_arrow()
 
     def transaction(
         self, transaction_id: str, as_of: AsOf = CURRENT, day: date | None = None
     ) -> pa.Table:
         """The rows of one transaction (one, unless something is wrong); ``day``: its event
-        date (UTC), so that only that day's files are read."""
+        date (UTC), so that only that day's files are read. Of each file only the id column,
+        then the Parquet row groups holding the id (:func:`sinks._iceberg_lookup.scan_equal`:
+        the same rows as a plain scan, without decoding a whole day)."""
         condition = _compare(EqualTo, "transaction_id", transaction_id)
         if day is not None:
             condition = And(condition, _day_condition(day))
-        return self.read(condition, as_of)
+        return scan_equal(self._scan(condition, as_of), "transaction_id", transaction_id)
 
     def find(
         self, transaction_id: str, as_of: AsOf = CURRENT, day: date | None = None

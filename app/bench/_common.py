@@ -12,7 +12,6 @@ import datetime as dt
 import os
 import platform
 import re
-import socket
 import sys
 import time
 import uuid
@@ -99,13 +98,6 @@ class Load:
 
 def load1() -> float:
     return os.getloadavg()[0]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (for a child's server)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:

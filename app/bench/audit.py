@@ -35,9 +35,13 @@ sink's next checkpoint waits for it). Expiry's minimum age is real time, so it i
 
 **lookups**: ``--table-rows`` rows over ``--days`` event days, one sorted append per day (the
 layout compaction leaves), then a transaction looked up with and without its date and a
-card's history over the whole range, each ``--repeat`` times on a loaded table handle;
-``--row-group-rows`` sets ``write.parquet.row-group-limit`` (smaller row groups of the sorted
-rows let a card's query skip most of each file by its min/max statistics).
+card's history over the whole range, each ``--repeat`` times on a loaded table handle. A
+transaction is looked up through :meth:`AuditTable.transaction` (id column first, then the
+row groups holding the id) and, taking turns with it, by the plain pyiceberg scan of the same
+filter, which must return the same rows; both are reported, with their ratio.
+``--row-group-rows`` sets ``write.parquet.row-group-limit`` instead of the service's default
+(0: pyiceberg's own, 1,048,576 rows; smaller row groups of the sorted rows let a card's query
+skip most of each file by its min/max statistics, and a transaction's read fewer rows).
 """
 
 from __future__ import annotations
@@ -54,9 +58,13 @@ from datetime import time as clock
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, Reference
+from pyiceberg.expressions.literals import literal
 
 from app.audit import open_audit_table
 from app.audit_maintenance import MaintenanceReport, MaintenanceSchedule, maintain
@@ -75,6 +83,8 @@ from sinks.iceberg import (
     StagedAppend,
     event_time_between,
 )
+
+ROW_GROUP_LIMIT: Final = "write.parquet.row-group-limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,9 +216,11 @@ def day_report(run: DayRun, block_h: int = 4) -> list[str]:
 
 
 def lookups(args: argparse.Namespace, root: Path) -> list[str]:
-    properties = {"commit.manifest-merge.enabled": "true"}
-    if args.row_group_rows:
-        properties["write.parquet.row-group-limit"] = str(args.row_group_rows)
+    properties = dict(FraudscoreSettings(var_dir=root).audit_table_properties)
+    if args.row_group_rows is not None:
+        properties[ROW_GROUP_LIMIT] = str(args.row_group_rows)
+    if args.row_group_rows == 0:
+        del properties[ROW_GROUP_LIMIT]
     table = open_audit_table(FraudscoreSettings(var_dir=root, audit_table_properties=properties))
     schema = table.table.schema().as_arrow()
     first = datetime.combine(datetime.now(UTC).date() - timedelta(days=args.days), clock(), UTC)
@@ -227,31 +239,75 @@ def lookups(args: argparse.Namespace, root: Path) -> list[str]:
     transaction_id, event_time = row["transaction_id"][0].as_py(), row["event_time"][0].as_py()
     card = card_token(int(args.cards // 2))
     end = first + timedelta(days=args.days)
-    queries: dict[str, Callable[[], pa.Table]] = {
-        "one transaction, with its date": partial(
-            table.transaction, transaction_id, day=event_time.date()
+    on_its_day = event_time_between(*_day_of(event_time))
+    queries: dict[str, tuple[Callable[[], pa.Table], Callable[[], pa.Table] | None]] = {
+        "one transaction, with its date": (
+            partial(table.transaction, transaction_id, day=event_time.date()),
+            partial(table.read, And(_is(transaction_id), on_its_day)),
         ),
-        "one transaction, without its date": partial(table.transaction, transaction_id),
-        f"a card's {args.days}-day history": partial(
-            table.card, card, end - timedelta(days=args.days), end
+        "one transaction, without its date": (
+            partial(table.transaction, transaction_id),
+            partial(table.read, _is(transaction_id)),
+        ),
+        f"a card's {args.days}-day history": (
+            partial(table.card, card, end - timedelta(days=args.days), end),
+            None,
         ),
     }
     lines = [
         f"{per_day * args.days:,} rows written in "
         f"{wrote:.0f} s ({args.days} appends), "
-        f"{len(list(table.table.scan().plan_files()))} data files.",
+        f"{len(list(table.table.scan().plan_files()))} data files, "
+        f"{_row_groups(table)} Parquet row groups.",
         "",
-        f"| query | rows found | p50 ms | max ms (of {args.repeat}) |",
-        "|---|---:|---:|---:|",
+        f"| query | rows found | p50 ms | max ms (of {args.repeat}) "
+        "| plain scan p50 ms | plain scan max ms | plain / p50 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, query in queries.items():
-        took, found = [], 0
-        for _ in range(args.repeat):
-            started = time.perf_counter()
-            found = query().num_rows
-            took.append(time.perf_counter() - started)
-        lines.append(f"| {name} | {found} | {_ms(took, 50)} | {_ms(took, 100)} |")
+    for name, (query, plain) in queries.items():
+        lines.append(f"| {name} | {_timed(query, plain, args.repeat)} |")
     return lines
+
+
+def _is(transaction_id: str) -> BooleanExpression:
+    return EqualTo(term=Reference("transaction_id"), value=literal(transaction_id))
+
+
+def _day_of(moment: datetime) -> tuple[datetime, datetime]:
+    start = datetime.combine(moment.date(), clock(), UTC)
+    return start, start + timedelta(days=1)
+
+
+def _row_groups(table: AuditTable) -> int:
+    files = table.table.scan().plan_files()
+    io = table.table.io
+    return sum(pq.ParquetFile(io.new_input(t.file.file_path).open()).num_row_groups for t in files)
+
+
+def _timed(query: Callable[[], pa.Table], plain: Callable[[], pa.Table] | None, repeat: int) -> str:
+    """Runs of ``query`` and, taking turns with it, of the plain pyiceberg scan it replaces,
+    which must return the same rows; their cells of the report row."""
+    took: list[float] = []
+    took_plain: list[float] = []
+    found = 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        rows = query()
+        took.append(time.perf_counter() - started)
+        found = rows.num_rows
+        if plain is not None:
+            started = time.perf_counter()
+            expected = plain()
+            took_plain.append(time.perf_counter() - started)
+            if not rows.equals(expected):
+                raise SystemExit(f"the lookup and the plain scan differ:\n{rows}\n{expected}")
+    cells = [str(found), _ms(took, 50), _ms(took, 100)]
+    if took_plain:
+        ratio = statistics.median(took_plain) / statistics.median(took)
+        cells += [_ms(took_plain, 50), _ms(took_plain, 100), f"{ratio:.1f}x"]
+    else:
+        cells += ["-", "-", "-"]
+    return " | ".join(cells)
 
 
 def _ms(values: Sequence[float], q: float) -> str:
@@ -301,7 +357,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=30, help="lookups: event days")
     parser.add_argument("--repeat", type=int, default=5, help="lookups: runs per query")
     parser.add_argument(
-        "--row-group-rows", type=int, default=0, help="lookups: Parquet row groups; 0: default"
+        "--row-group-rows",
+        type=int,
+        help="lookups: rows per Parquet row group (default: the service's; 0: pyiceberg's)",
     )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)

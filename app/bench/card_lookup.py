@@ -45,9 +45,9 @@ from rich.console import Console
 from rich.table import Table
 
 from app.api.auth import Role, mint_token, token_verifier
-from app.bench._common import free_port, fresh_settings, machine_info
+from app.bench._common import fresh_settings, machine_info
 from app.loadgen import produce
-from app.process import WorkerProcess
+from app.process import WorkerProcess, free_port
 from app.settings import FraudscoreSettings, get_settings
 from app.worker_http import CARD_ROUTE
 from models.synthetic import generate

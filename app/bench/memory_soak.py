@@ -42,12 +42,12 @@ from typing import NamedTuple
 from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
-from app.bench._common import Load, WorkerError, check_alive, free_port, load1, spawn
+from app.bench._common import Load, WorkerError, check_alive, load1, spawn
 from app.bench.exactly_once import EO, Options
 from app.bench.verify import Verdict, committed_ids, verdict
 from app.model_cache import cached_default_model
 from app.pacer import Paced, send_one_by_one
-from app.process import WorkerProcess
+from app.process import WorkerProcess, free_port
 from app.settings import FraudscoreSettings
 from models.synthetic import encode_record, generate
 from sinks.kafka import ensure_topics, request_producer

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
+
+from app.process import free_port
 
 EXTERNAL_POSTGRES_ENV = "FRAUDSCORE_TEST_POSTGRES_URL"
 USER = "fraudscore"
@@ -70,12 +71,6 @@ def _bin_dir() -> Path:
     return found[-1].parent
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class LocalPostgres:
     """A throwaway server in a temporary directory (see the module docstring)."""
 
@@ -83,7 +78,7 @@ class LocalPostgres:
         self.root = Path(tempfile.mkdtemp(prefix="fraudscore-postgres-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self._as:
             shutil.chown(self.root, "postgres", "postgres")

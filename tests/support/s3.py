@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.client
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,11 @@ from pathlib import Path
 
 from pyarrow.fs import S3FileSystem
 
+from app.process import free_port
+
 _READY_TIMEOUT_S = 60.0
 ACCESS_KEY_ID = "fraudscore-test"
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -55,7 +50,7 @@ class MotoServer:
     """``moto_server`` as a child process of the test session."""
 
     def __init__(self, log_path: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -3,7 +3,6 @@ registry database created by ``alembic upgrade head`` and an audit table in tmp_
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from pydantic import SecretStr
 
 from app.api.application import create_app
 from app.audit import open_audit_table
+from app.process import free_port
 from app.settings import FraudscoreSettings
 from tests.support.api import AUDIENCE, ISSUER, SECRET, migrate
 from tests.support.settings import isolated_settings
@@ -25,13 +25,6 @@ from tests.support.settings import isolated_settings
 class ServedApi:
     url: str
     settings: FraudscoreSettings
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -46,7 +39,7 @@ def api_settings(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Fraudscor
         api_jwt_secret=SecretStr(SECRET),
         api_jwt_issuer=ISSUER,
         api_jwt_audience=AUDIENCE,
-        api_port=_free_port(),
+        api_port=free_port(),
     )
     migrate(settings)
     open_audit_table(settings)  # created empty, as the audit sink does at its start

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +10,7 @@ import pytest
 
 from app.errors import HealthError
 from app.health import check_http, check_kafka
+from app.process import free_port
 from app.settings import FraudscoreSettings
 
 
@@ -43,13 +43,7 @@ def test_an_endpoint_answering_2xx_is_healthy_and_any_other_answer_is_not(server
         check_http("file:///etc/passwd", 2.0)
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_a_broker_that_does_not_answer_fails_the_probe_with_its_address() -> None:
-    settings = FraudscoreSettings(kafka_bootstrap=f"127.0.0.1:{_closed_port()}")
+    settings = FraudscoreSettings(kafka_bootstrap=f"127.0.0.1:{free_port()}")
     with pytest.raises(HealthError, match=settings.kafka_bootstrap):
         await check_kafka(settings, 2.0)
