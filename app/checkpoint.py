@@ -50,17 +50,18 @@ from models.pipeline import encode_decision
 from sinks.kafka import (
     CHECKPOINT_HEADER,
     PROCESSED_AT_HEADER,
+    DeliveryCallback,
     Headers,
     checkpoint_producer,
     dead_letter_headers,
     dead_letter_value,
+    produce_waiting,
     source_headers,
 )
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 # the group (or a newer producer with the same id) no longer lets this worker commit
 _FENCING_ERRORS = frozenset(
@@ -207,7 +208,8 @@ class Checkpointer:
                 on_delivery = (
                     _changelog_end(ends, task.partition) if i == len(task_changes) else None
                 )
-                self._produce(
+                produce_waiting(
+                    self.producer,
                     settings.changelog_topic,
                     value=value,
                     key=key,
@@ -222,12 +224,26 @@ class Checkpointer:
         for task in tasks:
             outputs = task.pending.result
             for key, decision in outputs.decisions:
-                self._produce(settings.decisions_topic, key, encode_decision(decision), headers)
+                produce_waiting(
+                    self.producer, settings.decisions_topic, key, encode_decision(decision), headers
+                )
             for letter in outputs.dead_letters:
                 dlq_key, dlq_value = dead_letter_value(letter)
-                self._produce(settings.dlq_topic, dlq_key, dlq_value, dead_letter_headers(letter))
+                produce_waiting(
+                    self.producer,
+                    settings.dlq_topic,
+                    dlq_key,
+                    dlq_value,
+                    dead_letter_headers(letter),
+                )
             for record in outputs.late:
-                self._produce(settings.late_topic, record.key, record.value, source_headers(record))
+                produce_waiting(
+                    self.producer,
+                    settings.late_topic,
+                    record.key,
+                    record.value,
+                    source_headers(record),
+                )
         left = self.producer.flush(self._call_timeout_s)
         if left:
             raise KafkaException(
@@ -236,30 +252,6 @@ class Checkpointer:
         self._took("outputs", producing)
         self.failpoints.hit("checkpoint.after_outputs")  # all written, inside the transaction
         return ends
-
-    def _produce(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers | None = None,
-        *,
-        partition: int = -1,  # -1: by key (murmur2, as Java clients do)
-        on_delivery: DeliveryCallback | None = None,
-    ) -> None:
-        while True:
-            try:
-                self.producer.produce(
-                    topic,
-                    value,
-                    key,
-                    partition=partition,
-                    headers=headers,
-                    on_delivery=on_delivery,
-                )
-                return
-            except BufferError:  # the local queue is full: let librdkafka drain some
-                self.producer.poll(0.01)
 
     def _retrying(self, call: Callable[[], T], patience_s: float | None = None) -> T:
         """Run a transactional call, repeating it on retriable errors (librdkafka's rule: a

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from models.synthetic import encode_record, generate
+from sinks.kafka import produce_waiting
 
 _FLUSH_TIMEOUT_S = 60.0
 
@@ -65,7 +66,7 @@ async def send_one_by_one(
         while i < due:
             record = records[i]
             on_send(record)
-            _produce(producer, topic, record, delivered)
+            produce_waiting(producer, topic, record.key, record.value, on_delivery=delivered)
             i += 1
         producer.poll(0)  # delivery reports
         _raise_first(failures)
@@ -76,20 +77,6 @@ async def send_one_by_one(
     if left:
         raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{left} sends not acknowledged"))
     return elapsed, behind
-
-
-def _produce(
-    producer: Producer,
-    topic: str,
-    record: Paced,
-    delivered: Callable[[KafkaError | None, Message], None],
-) -> None:
-    while True:
-        try:
-            producer.produce(topic, record.value, record.key, on_delivery=delivered)
-            return
-        except BufferError:  # the local queue is full: let librdkafka drain some
-            producer.poll(0.01)
 
 
 def _raise_first(failures: list[KafkaError]) -> None:

@@ -15,14 +15,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka import TopicPartition as ConfluentPartition
 from confluent_kafka.admin import AdminClient
 
@@ -171,6 +171,31 @@ def key_partition(key: bytes, partitions: int) -> int:
     """The partition of a keyed record among ``partitions``, as the Java client, aiokafka's
     default and librdkafka's ``murmur2_random`` choose it: murmur2, positive, modulo."""
     return (cast(int, murmur2(key)) & 0x7FFFFFFF) % partitions
+
+
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+def produce_waiting(
+    producer: Producer,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers | None = None,
+    *,
+    partition: int = -1,  # -1: by key (the producer's partitioner)
+    on_delivery: DeliveryCallback | None = None,
+) -> None:
+    """``producer.produce``, but when librdkafka's local queue is full (``BufferError``) it
+    serves delivery reports until there is room, instead of failing."""
+    while True:
+        try:
+            producer.produce(
+                topic, value, key, partition=partition, headers=headers, on_delivery=on_delivery
+            )
+            return
+        except BufferError:
+            producer.poll(0.01)
 
 
 def group_admin(settings: FraudscoreSettings) -> AdminClient:
@@ -332,9 +357,11 @@ def audit_reader(settings: FraudscoreSettings) -> AIOKafkaConsumer:
 
 
 def request_producer(settings: FraudscoreSettings) -> Producer:
-    """An idempotent librdkafka producer that sends each record at once (no linger), keyed as
-    Java clients key: for clients that wait for an answer to each record, such as the
-    authorizer and the latency benchmark (:func:`app.pacer.send_one_by_one`)."""
+    """An idempotent librdkafka producer that sends each record within 2 ms (the records of
+    those 2 ms share a request: one request per record cost the broker most of a core at
+    5,000/s, docs/BENCHMARKS.md), keyed as Java clients key: for clients that wait for an
+    answer to each record, such as the authorizer and the latency benchmark
+    (:func:`app.pacer.send_one_by_one`)."""
     return Producer(
         {
             **confluent_options(settings),

@@ -12,9 +12,8 @@ holds the data blocks, the index and filter blocks (``cache_index_and_filter_blo
 through a :class:`~rocksdict.WriteBufferManager` charged to the same cache, the memtables
 too: when the memtables of all the stores together reach half the budget, the next write
 makes its database flush (its oldest memtable), and what they hold is taken from what the
-cache may keep. Every store of a
-process must use the same instance (:func:`shared_memory`), or each would get a budget of
-its own.
+cache may keep. Every store of a process must use the same instance (:func:`shared_memory`),
+or each would get a budget of its own.
 
 The cache's limit is not strict (a read is never refused for want of room), so the budget
 can be exceeded briefly by blocks in use, and RocksDB's allocations outside it (iterators,

@@ -40,7 +40,7 @@ from app.restore import restore_partition
 from app.settings import FraudscoreSettings
 from features.card import encode_state
 from features.stream import MemoryCardStore, process
-from sinks.kafka import CHANGELOG_CONFIG, confluent_options, group_admin
+from sinks.kafka import CHANGELOG_CONFIG, confluent_options, group_admin, produce_waiting
 from sinks.rocksdb import PartitionStore
 from sinks.rocksdb_memory import shared_memory
 
@@ -79,12 +79,7 @@ def fill_changelog(
     for i in range(records):
         key, value = f"tok_{i:016x}".encode(), values[i % len(values)]
         total += len(key) + len(value)
-        while True:
-            try:
-                producer.produce(settings.changelog_topic, value, key, partition=0)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_waiting(producer, settings.changelog_topic, key, value, partition=0)
     if producer.flush(120):
         raise SystemExit("the changelog records were not all delivered within 120 s")
     return total
