@@ -115,7 +115,7 @@ async def test_sigkills_leave_every_label_once_and_every_snapshot_right(
     settings: FraudscoreSettings, engine: Engine, tmp_path: Path, processes: list[WorkerProcess]
 ) -> None:
     records, valid, bad = _stream(seed=2026)
-    feeding = asyncio.create_task(send_labels(settings, records, chunk=15, pause_s=0.5))
+    feeding = asyncio.create_task(send_labels(settings, records, chunk=15, pause_s=0.25))
     rng, kills = Random(7), Counter[str]()
     for i in range(KILLS):
         failpoints = "" if i % 2 == 0 else STEP_KILLS[(i // 2) % len(STEP_KILLS)]
