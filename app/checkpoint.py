@@ -37,7 +37,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from typing import TypeVar
+from queue import SimpleQueue
+from typing import TypeVar, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -112,6 +113,7 @@ class Checkpointer:
         self.stats = CheckpointStats()
         self._durations: dict[str, float] = {}  # of the checkpoint under way, per step
         self._decided_ms = 0  # its decisions' processed_at header (and latency metric)
+        self._calls = CallThread()
         self.producer = self._open_producer()
 
     def _open_producer(self) -> Producer:
@@ -273,23 +275,13 @@ class Checkpointer:
 
         librdkafka 2.16's ``send_offsets_to_transaction`` can block forever, past its timeout,
         when its cached group coordinator went away (librdkafka issues 5456 and 5511; seen here
-        after a broker restart). The call runs on a helper thread; if it hangs, the producer is
-        treated as broken (a fatal error), the worker starts fresh clients, whose
-        ``init_transactions`` fences it, and the helper thread is left to finish whenever
-        librdkafka lets it.
+        after a broker restart). The call runs on the checkpointer's call thread; if it hangs,
+        the producer is treated as broken (a fatal error), the worker starts fresh clients
+        (and a new checkpointer with a new call thread), whose ``init_transactions`` fences it,
+        and the hung thread is left to finish whenever librdkafka lets it.
         """
-        future: Future[T] = Future()
-
-        def run() -> None:
-            try:
-                future.set_result(call())
-            except BaseException as exc:  # handed to the waiting thread
-                future.set_exception(exc)
-
-        # a daemon thread: one that hangs for good must not keep the process from exiting
-        threading.Thread(target=run, name="txn-call", daemon=True).start()
         try:
-            return future.result(timeout=self._call_timeout_s + _HANG_MARGIN_S)
+            return self._calls.run(call, self._call_timeout_s + _HANG_MARGIN_S)
         except FutureTimeout:
             raise KafkaException(
                 KafkaError(
@@ -325,7 +317,40 @@ class Checkpointer:
         """Close the producer in the background: a broken one may take its time (its open
         transaction, if any, is aborted by its successor's ``init_transactions`` anyway)."""
         self.stats.flush()
+        self._calls.stop()
         threading.Thread(target=self.producer.close, name="producer-close", daemon=True).start()
+
+
+class CallThread:
+    """One daemon thread that runs the transactional calls, one at a time, for a caller that
+    waits for each with a time limit. One thread for the checkpointer's life rather than one
+    per call: a checkpoint makes two such calls, and starting a thread for each cost a
+    ``clone`` and two context switches every time (about 45 threads a second per worker at
+    300 TPS). A daemon, so that a call hung for good does not keep the process from exiting;
+    after a hang the caller abandons it with its checkpointer (the next one has its own)."""
+
+    def __init__(self) -> None:
+        self._calls: SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = SimpleQueue()
+        threading.Thread(target=self._serve, name="txn-call", daemon=True).start()
+
+    def run(self, call: Callable[[], T], timeout_s: float) -> T:
+        """``call()`` on the thread; raises ``concurrent.futures.TimeoutError`` when it takes
+        longer than ``timeout_s`` (the call goes on)."""
+        future: Future[T] = Future()
+        self._calls.put((call, cast(Future[object], future)))
+        return future.result(timeout=timeout_s)
+
+    def stop(self) -> None:
+        """Let the thread end after the call it runs, if any."""
+        self._calls.put(None)
+
+    def _serve(self) -> None:
+        while (item := self._calls.get()) is not None:
+            call, future = item
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # handed to the waiting thread
+                future.set_exception(exc)
 
 
 def _changelog_end(ends: dict[int, int], partition: int) -> DeliveryCallback:
