@@ -45,7 +45,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.api.auth import Role, mint_token, token_verifier
-from app.bench._common import fresh_settings, machine_info
+from app.bench._common import cpu_seconds, fresh_settings, machine_info
 from app.loadgen import produce
 from app.process import WorkerProcess, free_port
 from app.settings import FraudscoreSettings, get_settings
@@ -63,6 +63,8 @@ class Phase:
     latencies_ms: list[float]  # from when each request was due
     errors: Counter[str]  # non-200 statuses (or "failed": no answer) and their counts
     seconds: float  # from the first request due to the last answer
+    worker_cpu_s: float  # the worker process's CPU over the phase (scoring included)
+    api_cpu_s: float  # the API process's
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -228,9 +230,14 @@ async def run(args: argparse.Namespace, root: Path) -> tuple[list[Phase], Frauds
             await asyncio.sleep(3)  # the load generator reaches its rate
         for _ in range(args.rounds):
             for mode, target in (("local", local), ("forwarded", forwarded)):
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), _cpu(worker, api)
                 latencies, errors = await _paced(target, cards, args.rate, args.seconds, token)
-                phases.append(Phase(mode, latencies, errors, time.perf_counter() - started))
+                worker_cpu, api_cpu = (b - a for a, b in zip(cpu, _cpu(worker, api), strict=True))
+                phases.append(
+                    Phase(
+                        mode, latencies, errors, time.perf_counter() - started, worker_cpu, api_cpu
+                    )
+                )
         if loadgen is not None:
             loadgen.stop()
         local.pool.close()
@@ -239,6 +246,10 @@ async def run(args: argparse.Namespace, root: Path) -> tuple[list[Phase], Frauds
         api.stop()
         worker.stop()
     return phases, settings
+
+
+def _cpu(*processes: WorkerProcess) -> tuple[float, ...]:
+    return tuple(cpu_seconds(p.process.pid) for p in processes)
 
 
 def _commit() -> str:
@@ -262,13 +273,26 @@ def _report(args: argparse.Namespace, phases: list[Phase], settings: FraudscoreS
         f"{args.tps:g} TPS, {args.cards} cards, {args.partitions} partitions",
     )
     console.print(info)
-    table = Table("phase", "mode", "requests", "answered/s", "errors", "p50 ms", "p99 ms", "max ms")
+    table = Table(
+        "phase",
+        "mode",
+        "requests",
+        "answered/s",
+        "errors",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "worker CPU",
+        "API CPU",
+    )
     merged = [
         Phase(
             mode,
             [x for p in phases if p.mode == mode for x in p.latencies_ms],
             sum((p.errors for p in phases if p.mode == mode), Counter[str]()),
             sum(p.seconds for p in phases if p.mode == mode),
+            sum(p.worker_cpu_s for p in phases if p.mode == mode),
+            sum(p.api_cpu_s for p in phases if p.mode == mode),
         )
         for mode in ("local", "forwarded")
     ]
@@ -285,6 +309,8 @@ def _report(args: argparse.Namespace, phases: list[Phase], settings: FraudscoreS
             f"{phase.percentile(0.5):.2f}",
             f"{phase.percentile(0.99):.2f}",
             f"{max(phase.latencies_ms):.2f}",
+            f"{phase.worker_cpu_s / phase.seconds:.0%}",
+            f"{phase.api_cpu_s / phase.seconds:.0%}",
         )
     console.print(table)
     local, forwarded = (statistics.median(m.latencies_ms) for m in merged)
