@@ -24,10 +24,23 @@ log = logging.getLogger(__name__)
 _START_TIMEOUT_S = 10.0
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound, listening TCP socket whose connections send without Nagle's delay.
+
+    asyncio turns Nagle off only on connections of sockets created with ``IPPROTO_TCP``,
+    which ``socket.create_server`` does not set; uvicorn writes a response's head and body
+    separately, so with Nagle on the body waited for the client's delayed ACK: 40-45 ms on
+    every kept-alive request beyond a few a second (the worker's card lookups,
+    docs/BENCHMARKS.md). Accepted connections inherit ``TCP_NODELAY`` from the listener."""
+    listener = socket.create_server((host, port))
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return listener
+
+
 class BackgroundHttpServer:
     def __init__(self, app: ASGIApp, host: str, port: int, name: str) -> None:
         self.name = name
-        self._socket = socket.create_server((host, port))
+        self._socket = listening_socket(host, port)
         config = uvicorn.Config(
             app,
             log_config=None,  # our handlers and format (app/logs.py)

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from app.http_server import BackgroundHttpServer
+from app.http_server import BackgroundHttpServer, listening_socket
 from app.metrics import new_registry
 from app.worker_http import create_worker_app
 from app.worker_status import WorkerStatus
@@ -62,3 +62,11 @@ def test_a_taken_port_fails_at_once_in_the_callers_thread() -> None:
         status, registry = WorkerStatus(), new_registry()
         with pytest.raises(OSError, match="in use"):
             BackgroundHttpServer(create_worker_app(status, registry), "127.0.0.1", port, "x")
+
+
+def test_connections_to_the_server_send_without_nagles_delay() -> None:
+    listener = listening_socket("127.0.0.1", 0)
+    with listener, socket.create_connection(listener.getsockname()[:2]):
+        accepted, _ = listener.accept()
+        with accepted:  # what uvicorn serves a client on: inherited from the listener
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
