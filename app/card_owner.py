@@ -7,7 +7,8 @@
   (``AdminClient.describe_consumer_groups``). A worker advertises its HTTP address in its
   consumer's ``client.id`` (:func:`advertised_client_id`), which the description returns.
 - The API forwards the request, with the caller's ``Authorization`` header, to the owner's
-  internal route (:data:`app.worker_http.CARD_ROUTE`) with a short timeout.
+  internal route (:data:`app.worker_http.CARD_ROUTE`) with a short timeout, on a kept-alive
+  connection (:class:`WorkerClient`).
 
 The assignment is cached for ``FRAUDSCORE_API_CARD_OWNER_CACHE_MS`` and refreshed early on a
 miss (no owner, owner unreachable, owner says it does not own the partition), at most once
@@ -16,7 +17,6 @@ per :data:`_MIN_REFRESH_S`, so a broken group does not turn every request into a
 
 from __future__ import annotations
 
-import http.client
 import logging
 import threading
 import time
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 from urllib.parse import quote, urlsplit
 
+import urllib3
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -134,8 +135,37 @@ class OwnerDirectory:
         return Assignment(partitions, owners_of(described.members, topic), time.monotonic())
 
 
+class WorkerClient:
+    """GETs to the workers' internal card route on kept-alive connections (urllib3's pools:
+    thread-safe, one per worker address; a connection the worker closed meanwhile is noticed
+    before reuse and replaced). A new connection per request cost the worker's HTTP thread an
+    accept, a close and their bookkeeping every time (docs/BENCHMARKS.md)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._http = urllib3.PoolManager(
+            num_pools=64,
+            maxsize=16,
+            timeout=urllib3.Timeout(total=timeout_s),
+            retries=urllib3.Retry(total=1, redirect=0),  # once more on a dropped connection
+        )
+
+    def card_features(
+        self, url: str, partition: int, card_id: str, authorization: str
+    ) -> tuple[int, bytes]:
+        """Status and body of the owner's answer; ``urllib3.exceptions.HTTPError`` when it
+        does not answer."""
+        path = f"/internal/v1/partitions/{partition}/cards/{quote(card_id, safe='')}/features"
+        response = self._http.request(
+            "GET", url.rstrip("/") + path, headers={"Authorization": authorization}
+        )
+        return response.status, response.data
+
+    def close(self) -> None:
+        self._http.clear()
+
+
 def lookup(
-    directory: OwnerDirectory, card_id: str, authorization: str, timeout_s: float
+    directory: OwnerDirectory, workers: WorkerClient, card_id: str, authorization: str
 ) -> CardFeatures:
     """Ask the owner of the card's partition; once more after a refresh if the assignment
     looked stale (no owner, owner unreachable or not owning it any more)."""
@@ -146,8 +176,8 @@ def lookup(
             problem = f"partition {partition} has no live owner (the group is rebalancing?)"
             continue
         try:
-            status, body = _forward(url, partition, card_id, authorization, timeout_s)
-        except OSError as exc:  # refused, reset, timed out
+            status, body = workers.card_features(url, partition, card_id, authorization)
+        except urllib3.exceptions.HTTPError as exc:  # refused, reset, timed out
             problem = f"the owner of partition {partition} at {url} did not answer: {exc}"
             continue
         if status == 200:
@@ -159,23 +189,6 @@ def lookup(
         if status != 421:  # restoring (503) or anything else: the owner is right, but cannot
             break
     raise UnavailableError(problem)
-
-
-def _forward(
-    url: str, partition: int, card_id: str, authorization: str, timeout_s: float
-) -> tuple[int, bytes]:
-    parts = urlsplit(url)
-    connection_type = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    connection = connection_type(parts.hostname or "", parts.port, timeout=timeout_s)
-    path = f"/internal/v1/partitions/{partition}/cards/{quote(card_id, safe='')}/features"
-    try:
-        connection.request("GET", path, headers={"Authorization": authorization})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 def _message(body: bytes) -> str:

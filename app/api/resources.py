@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.api.publisher import LabelPublisher
-from app.card_owner import OwnerDirectory
+from app.card_owner import OwnerDirectory, WorkerClient
 from app.db.engine import create_db_engine
 from app.db.migration import head_revision
 from app.db.session import checked_session
@@ -31,6 +31,7 @@ class Resources:
     head: str | None  # this build's schema revision: the registry database must be at it
     labels: LabelPublisher
     owners: OwnerDirectory  # which worker owns a card's partition
+    workers: WorkerClient  # asking it
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -51,20 +52,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_db_engine(settings)
     labels = LabelPublisher(settings)
     owners = OwnerDirectory(settings)
-    app.state.resources = Resources(settings, engine, head_revision(engine), labels, owners)
+    workers = WorkerClient(settings.api_forward_timeout_ms / 1000)
+    app.state.resources = Resources(
+        settings, engine, head_revision(engine), labels, owners, workers
+    )
     try:
         yield
     finally:
+        workers.close()
         await labels.close()
         engine.dispose()
 
 
-def _resources(request: Request) -> Resources:
+# async: FastAPI runs a sync dependency in a pool thread, a hop per request for a lookup
+async def _resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
 
-def _settings(request: Request) -> FraudscoreSettings:
+async def _settings(request: Request) -> FraudscoreSettings:
     settings: FraudscoreSettings = request.app.state.settings
     return settings
 

@@ -34,5 +34,4 @@ CardId = Annotated[str, Path(min_length=1, max_length=64)]
 )
 def card_features(card_id: CardId, request: Request, resources: ResourcesDep) -> CardFeatures:
     authorization = request.headers["Authorization"]  # present: the role check passed
-    timeout_s = resources.settings.api_forward_timeout_ms / 1000
-    return lookup(resources.owners, card_id, authorization, timeout_s)
+    return lookup(resources.owners, resources.workers, card_id, authorization)
