@@ -26,7 +26,10 @@ p50's ratio to the first range.
 time starting at 12:00 UTC today, each holding the decisions of the cadence before it (so the
 event day changes half-way), written through the sink's write path
 (:meth:`AuditTable.stage_batch`, ``commit``) from Arrow rows made with numpy
-(:mod:`app.bench._audit_rows`; building 10,000 rows is not timed). After each one, the sink's
+(:mod:`app.bench._audit_rows`; building 10,000 rows is not timed), or with ``--convert`` from
+``--rows`` real decision records re-dated into each checkpoint's window, through
+:meth:`AuditTable.stage`, so the conversion to Arrow is timed too, as in the sink. After each
+one, the sink's
 :class:`~app.audit_maintenance.MaintenanceSchedule` (default intervals, on simulated seconds)
 says whether maintenance is due, and :func:`~app.audit_maintenance.maintain` runs at the
 simulated time, as the sink runs it between checkpoints; its time is reported apart (the
@@ -60,6 +63,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Final
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -74,7 +78,7 @@ from app.latency import percentile
 from app.settings import FraudscoreSettings
 from app.worker import build_pipeline
 from features.stream import MemoryCardStore
-from models.pipeline import DecisionRecord, SourceRecord
+from models.pipeline import DecisionRecord, SourceRecord, format_event_time
 from models.synthetic import encode_record, generate
 from sinks.iceberg import (
     AuditPosition,
@@ -159,12 +163,33 @@ class DayRun:
     maintenance: list[tuple[float, float, MaintenanceReport]]  # hour, seconds, report
 
 
+def _decided(table: AuditTable, base: Sequence[DecisionRecord], spec: RowSpec) -> Sample:
+    """One checkpoint of real decision records through the sink's whole path,
+    :meth:`AuditTable.stage` (the Arrow conversion included) then ``commit``; the records
+    are re-dated into the checkpoint's window and given new offsets before the clock starts."""
+    step = (spec.end_us - spec.start_us) // 1000 // len(base)
+    batch = [
+        CommittedDecision(
+            msgspec.structs.replace(
+                d, event_time=format_event_time(spec.start_us // 1000 + i * step)
+            ),
+            "bench.decisions",
+            0,
+            spec.first_offset + i,
+            None,
+        )
+        for i, d in enumerate(base)
+    ]
+    return checkpoint(table, partial(table.stage, batch, spec.ingested_at))
+
+
 def simulated_day(args: argparse.Namespace, root: Path) -> DayRun:
     settings = FraudscoreSettings(
         var_dir=root, audit_maintenance_keep=args.keep, audit_maintenance_min_age_s=0
     )
     table = open_audit_table(settings)
     schema = table.table.schema().as_arrow()
+    base = decisions(settings, args.rows, args.seed) if args.convert else []
     start = datetime.combine(datetime.now(UTC).date(), clock(12), UTC)
     cadence = timedelta(seconds=args.cadence_s)
     schedule = MaintenanceSchedule(settings, started=0.0)
@@ -175,7 +200,8 @@ def simulated_day(args: argparse.Namespace, root: Path) -> DayRun:
             args.rows, _us(now - cadence), _us(now), k * args.rows, k + 1, datetime.now(UTC)
         )
         hour = (k + 1) * args.cadence_s / 3600
-        run.samples.append((hour, _append(table, schema, spec, args)))
+        sample = _decided(table, base, spec) if base else _append(table, schema, spec, args)
+        run.samples.append((hour, sample))
         plan = schedule.due((k + 1) * args.cadence_s)
         if plan is not None:
             started = time.perf_counter()
@@ -352,6 +378,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--keep", type=int, default=100, help="snapshots kept by expiry")
     parser.add_argument("--bucket", type=int, default=50, help="snapshots per report row")
     parser.add_argument("--cadence-s", type=int, default=300, help="day: simulated s per commit")
+    parser.add_argument(
+        "--convert",
+        action="store_true",
+        help="day: write real decision records through AuditTable.stage (Arrow conversion "
+        "timed too) instead of ready-made Arrow rows",
+    )
     parser.add_argument("--cards", type=int, default=200_000, help="day, lookups: card tokens")
     parser.add_argument("--table-rows", type=int, default=10_000_000, help="lookups: rows")
     parser.add_argument("--days", type=int, default=30, help="lookups: event days")
