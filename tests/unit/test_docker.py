@@ -170,6 +170,33 @@ def test_the_settings_in_compose_parse() -> None:
             pytest.fail(f"{service}: {exc}")
 
 
+_TOKEN_SETTINGS = {
+    f"{ENV_PREFIX}API_{name}"
+    for name in ("JWT_SECRET_FILE", "JWKS_FILE", "JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE")
+}
+
+
+def test_workers_answer_the_apis_forwarded_card_lookups() -> None:
+    """The API forwards a card lookup, with the caller's token, to the worker that owns the
+    card's partition, at the address the worker advertises: a worker must check tokens with
+    the API's settings (else it answers 503) and advertise an address the API can reach (not
+    the 0.0.0.0 it binds)."""
+    api = SERVICES["api"]["environment"]
+    tokens = {k: v for k, v in api.items() if k in _TOKEN_SETTINGS}
+    assert tokens, "the API has no token settings"
+    workers = {n: s for n, s in OURS.items() if s.get("command") == ["worker"]}
+    assert len(workers) == 2
+    for name, worker in workers.items():
+        environment = worker["environment"]
+        assert {k: environment.get(k) for k in tokens} == tokens, name
+        for variable, path in tokens.items():
+            if variable.endswith("_FILE"):
+                assert Path(path).name in worker["secrets"], f"{name}: {path} not mounted"
+        advertised = environment[f"{ENV_PREFIX}WORKER_HTTP_ADVERTISED_URL"]
+        port = environment[f"{ENV_PREFIX}WORKER_HTTP_PORT"]
+        assert advertised == f"http://{name}:{port}", name
+
+
 def test_depends_on_names_services_with_what_the_condition_needs() -> None:
     for name, service in SERVICES.items():
         for target, rule in service.get("depends_on", {}).items():
