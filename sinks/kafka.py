@@ -148,9 +148,16 @@ def dead_letter_value(letter: DeadLetter) -> tuple[bytes | None, bytes]:
 
 def bulk_producer(settings: FraudscoreSettings) -> AIOKafkaProducer:
     """An idempotent producer for generated records (load generator, datasets) and the API's
-    labels."""
+    labels. A record waits up to two minutes for its partition's leader (aiokafka's default
+    is 40 s), so that a load run rides out a broker restart: on a loaded machine the broker's
+    stop and start took longer than 40 s and the records waiting meanwhile failed with
+    ``LeaderNotAvailableError`` (the broker-restart fault test's feed, 2026-11-22)."""
     return AIOKafkaProducer(
-        **client_options(settings), acks="all", linger_ms=5, enable_idempotence=True
+        **client_options(settings),
+        acks="all",
+        linger_ms=5,
+        enable_idempotence=True,
+        request_timeout_ms=120_000,
     )
 
 

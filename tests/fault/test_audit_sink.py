@@ -118,6 +118,12 @@ async def _maintain_continuously(settings: FraudscoreSettings, stop: asyncio.Eve
     return done
 
 
+def _sink_kills(load: Load) -> int:
+    """Half the worker test's kills: 8 in CI, 4 at random and 4 at the commit steps (each
+    step at least once; every kill is a sink start, ~6-10 s on a loaded VM), 25 in the soak."""
+    return max(8, load.kills // 2)
+
+
 async def test_sigkills_at_random_and_between_files_and_commit_with_maintenance_running(
     settings: FraudscoreSettings,
     load: Load,
@@ -129,12 +135,13 @@ async def test_sigkills_at_random_and_between_files_and_commit_with_maintenance_
         # CI's 25 minutes: the commit protocol is the same on both catalogs, and PostgreSQL's
         # own behaviour (locking, conflicts) is raced by the two-sink test below in CI
         pytest.skip("the PostgreSQL catalog's SIGKILL run is part of --soak")
-    steps = Steps(-(-load.count // 2 // load.kills))
+    planned = _sink_kills(load)
+    steps = Steps(-(-load.count // 2 // planned))
     total, feeding = _publishing(settings, load, steps)
     stop_maintenance = asyncio.Event()
     maintenance = asyncio.create_task(_maintain_continuously(settings, stop_maintenance))
     rng, kills = Random(SEED), Counter[str]()
-    for i in range(load.kills):
+    for i in range(planned):
         failpoints = "" if i % 2 == 0 else STEP_KILLS[(i // 2) % len(STEP_KILLS)]
         sink = start_sink(settings, tmp_path / f"sink-{i}.log", failpoints=failpoints, **_IN_SINK)
         processes.append(sink)
