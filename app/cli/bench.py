@@ -127,7 +127,7 @@ def bench(
     unknown = [name for name in chosen if name not in table]
     if unknown:
         raise typer.BadParameter(f"unknown contender(s) {unknown}; choose from {_ALL}")
-    if "quix-eo" in chosen and not quix_python.exists():
+    if memory_soak is None and "quix-eo" in chosen and not quix_python.exists():
         raise typer.BadParameter(f"{quix_python} not found: run `bash .ci/install-bench` first")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # retried errors; we verify
     settings = get_settings()
