@@ -269,6 +269,23 @@ def check_alive(worker: WorkerProcess) -> None:
         raise WorkerError(f"worker exited with {worker.process.returncode}:\n{worker.log_tail()}")
 
 
+async def wait_committed(
+    settings: FraudscoreSettings, worker: WorkerProcess, timeout_s: float
+) -> None:
+    """Wait until the worker group has committed every input record produced so far; raises
+    :class:`WorkerError` if the worker dies or ``timeout_s`` passes first."""
+    ends = await end_offsets(settings, settings.input_topic)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        committed = await committed_offsets(settings)
+        if all(committed.get(tp, -1) >= end for tp, end in ends.items()):
+            return
+        check_alive(worker)
+        if time.monotonic() > deadline:
+            raise WorkerError(f"input not fully committed: {committed} of {ends}")
+        await asyncio.sleep(0.5)
+
+
 def sigkill(worker: WorkerProcess) -> None:
     worker.process.kill()
     worker.process.wait()

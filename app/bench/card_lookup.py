@@ -49,13 +49,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.api.auth import Role, mint_token, token_verifier
-from app.bench._common import (
-    committed_offsets,
-    cpu_seconds,
-    end_offsets,
-    fresh_settings,
-    machine_info,
-)
+from app.bench._common import cpu_seconds, fresh_settings, machine_info, wait_committed
 from app.loadgen import produce
 from app.process import WorkerProcess, free_port
 from app.settings import FraudscoreSettings, get_settings
@@ -152,16 +146,6 @@ async def _wait_ready(pool: HttpPool, path: str) -> None:
     raise RuntimeError(f"{path} on port {pool.port} did not become ready")
 
 
-async def _caught_up(settings: FraudscoreSettings) -> None:
-    """Wait until the worker has committed every input record produced so far."""
-    ends = await end_offsets(settings, settings.input_topic)
-    deadline = time.monotonic() + _READY_TIMEOUT_S
-    while await committed_offsets(settings) != ends:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the worker did not catch up with the card history in time")
-        await asyncio.sleep(0.5)
-
-
 @dataclass(frozen=True)
 class Target:
     pool: HttpPool
@@ -236,7 +220,8 @@ async def run(args: argparse.Namespace, root: Path) -> tuple[list[Phase], Frauds
         )
         await _wait_ready(local.pool, "/readyz")
         await _wait_ready(forwarded.pool, "/healthz")
-        await _caught_up(settings)  # else the first phase also pays for scoring the history
+        # else the first phase also pays for scoring the history
+        await wait_committed(settings, worker, _READY_TIMEOUT_S)
         for target in (local, forwarded):  # warm up: connections, the API's assignment cache
             await _paced(target, cards, 50, 1, token)
         count = int(args.tps * (args.seconds * 2 * args.rounds + 10))

@@ -63,7 +63,6 @@ from app.bench._common import (
     WorkerError,
     bulk_produce,
     check_alive,
-    committed_offsets,
     count_in_log,
     cpu_seconds,
     end_offsets,
@@ -76,6 +75,7 @@ from app.bench._common import (
     run_queue_seconds,
     sigkill,
     spawn,
+    wait_committed,
 )
 from app.follower import DecisionFollower
 from app.latency import percentile
@@ -608,19 +608,6 @@ async def measure_startup() -> Startup:
     return Startup(time.perf_counter() - started - training, training, Load(before, load1()))
 
 
-async def _wait_committed(settings: FraudscoreSettings, worker: WorkerProcess, n: int) -> None:
-    ends = await end_offsets(settings, settings.input_topic)
-    deadline = time.monotonic() + 120 + n / 1000
-    while True:
-        committed = await committed_offsets(settings)
-        if all(committed.get(tp, -1) >= end for tp, end in ends.items()):
-            return
-        check_alive(worker)
-        if time.monotonic() > deadline:
-            raise WorkerError(f"input not fully committed: {committed} of {ends}")
-        await asyncio.sleep(0.5)
-
-
 async def build_state(opts: Options, settings: FraudscoreSettings) -> tuple[WorkerProcess, Build]:
     n, partitions = opts.recovery_cards, settings.partitions
     sample = _state_record(0, partitions, "st", _START_MS).value
@@ -629,7 +616,7 @@ async def build_state(opts: Options, settings: FraudscoreSettings) -> tuple[Work
     _, produce_s = await bulk_produce(settings, settings.input_topic, records)
     before = load1()
     worker, spawned, _ = spawn(settings, opts.log("recovery-build"))
-    await _wait_committed(settings, worker, n)
+    await wait_committed(settings, worker, 120 + n / 1000)
     return worker, Build(n, produce_s, time.perf_counter() - spawned, Load(before, load1()))
 
 
