@@ -158,3 +158,17 @@ def test_a_key_set_file_verifies_its_issuers_tokens_and_no_hmac_ones(tmp_path: P
     both = settings.model_copy(update={"api_jwt_secret": SecretStr(SECRET)})
     with pytest.raises(ApiConfigError):
         token_verifier(both)
+
+
+def test_only_a_key_set_url_is_verified_off_the_event_loop(tmp_path: Path) -> None:
+    """Token checks run on the event loop (no thread hop per request) unless verifying may
+    wait for the network: a key set URL's fetch blocks, so it goes to a pool thread."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "RS256"}]}))
+    by_url = api_settings(tmp_path, api_jwt_secret=None, api_jwks_url="https://issuer/jwks")
+    by_file = api_settings(tmp_path, api_jwt_secret=None, api_jwks_file=path)
+    assert token_verifier(by_url).may_block
+    assert not token_verifier(by_file).may_block
+    assert not token_verifier(api_settings(tmp_path)).may_block  # a shared secret

@@ -14,9 +14,10 @@ from app.checkpoint import CallThread
 def test_calls_run_in_order_on_one_thread_other_than_the_callers() -> None:
     calls = CallThread()
     try:
-        threads = [calls.run(threading.get_ident, 5.0) for _ in range(3)]
-        assert len(set(threads)) == 1
-        assert threads[0] != threading.get_ident()
+        # Thread objects, not idents: the ident of a finished thread is given to the next one
+        threads = [calls.run(threading.current_thread, 5.0) for _ in range(3)]
+        assert all(thread is threads[0] for thread in threads)
+        assert threads[0] is not threading.current_thread()
         assert calls.run(lambda: "answer", 5.0) == "answer"
     finally:
         calls.stop()
