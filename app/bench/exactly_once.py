@@ -91,6 +91,7 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 170)
 EO, ALO = "exactly_once", "at_least_once"
 _SEED = 3
 _RETRY = "WARNING app.checkpoint"  # a checkpoint call retried, or a checkpoint failed
+_REVOKED = "partitions revoked:"  # app.worker's log line on a rebalance
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ class Options:
     rates: tuple[int, ...]
     duration_s: float
     alo_latency: bool
+    throughput_workers: int  # fraudscore worker processes in the throughput runs (one group)
     latency_workers: int  # worker processes in the latency runs (one consumer group)
     recovery_cards: int
     fetch_wait_ms: int
@@ -123,6 +125,8 @@ class Options:
 class Throughput:
     guarantee: str
     round: int
+    workers: int  # worker processes in the consumer group
+    rebalances: int  # partition revocations in the workers' logs (a late joiner's cost)
     window_events: int  # decisions after the first batch seen, up to the last
     window_s: float
     worker_cpu_s: float
@@ -173,15 +177,15 @@ class _Window:
     last_cpu: _Cpu = (0.0, 0.0, None, 0.0)
 
 
-def _cpu_now(worker: WorkerProcess, broker_pid: int | None) -> _Cpu:
-    pid = worker.process.pid
-    cpu, queued = cpu_seconds(pid), run_queue_seconds(pid)
+def _cpu_now(workers: Sequence[WorkerProcess], broker_pid: int | None) -> _Cpu:
+    pids = [worker.process.pid for worker in workers]
+    cpu, queued = sum(map(cpu_seconds, pids)), sum(map(run_queue_seconds, pids))
     return cpu, time.process_time(), maybe_cpu_seconds(broker_pid), queued
 
 
 async def _follow_until(
     follower: DecisionFollower,
-    worker: WorkerProcess,
+    workers: Sequence[WorkerProcess],
     expected: int,
     opts: Options,
     stall_s: float | None = None,
@@ -199,21 +203,22 @@ async def _follow_until(
         at, ids = await follower.poll()
         if ids and window.arrivals.total == 0:
             window.first_at, window.first_count = at, len(ids)
-            window.first_cpu = _cpu_now(worker, opts.broker_pid)
+            window.first_cpu = _cpu_now(workers, opts.broker_pid)
         distinct = window.arrivals.distinct
         for transaction_id in ids:
             window.arrivals.add(transaction_id, at)
         if window.arrivals.distinct > distinct:
             progressed, window.last_at = time.monotonic(), at
-            window.last_cpu = _cpu_now(worker, opts.broker_pid)
-        check_alive(worker)
+            window.last_cpu = _cpu_now(workers, opts.broker_pid)
+        for worker in workers:
+            check_alive(worker)
         if stall_s is not None and distinct and time.monotonic() - progressed > stall_s:
             return window
         if time.monotonic() > deadline:
             if stall_s is not None and distinct:
                 return window
             raise WorkerError(f"only {window.arrivals.distinct} of {expected} decisions arrived")
-    window.last_at, window.last_cpu = at, _cpu_now(worker, opts.broker_pid)
+    window.last_at, window.last_cpu = at, _cpu_now(workers, opts.broker_pid)
     grace = time.monotonic() + 1.0
     while time.monotonic() < grace:
         at, ids = await follower.poll()
@@ -248,8 +253,14 @@ async def throughput_run(
     contender: str = "fraudscore",
     launch: Launch | None = None,
 ) -> tuple[Throughput, FraudscoreSettings]:
-    """One throughput run of fraudscore's worker (or of what ``launch`` starts, which then
-    may stop short of every decision: what it decided is measured, the rest reported)."""
+    """One throughput run of fraudscore's worker, ``opts.throughput_workers`` processes of it
+    started together (or of the one process ``launch`` starts, which then may stop short of
+    every decision: what it decided is measured, the rest reported).
+
+    Processes started together still join the group one after the other: the first may
+    decide a little before the others' joining revokes its partitions. That cost is in the
+    window (the count of revocations is reported), so several workers are, if anything,
+    under-reported."""
     settings = opts.fresh(
         f"tp{n}-{contender[:5]}-{guarantee[:3]}",
         input_topic=input_topic,
@@ -259,22 +270,50 @@ async def throughput_run(
     follower = DecisionFollower(settings, opts.fetch_wait_ms)
     await follower.start(from_end=False)
     before = load1()
-    log = opts.log(f"throughput-{n}-{contender}-{guarantee}")
-    worker, spawned, _ = spawn(settings, log, launch)
+    name = f"throughput-{n}-{contender}-{guarantee}"
+    count = 1 if launch is not None else opts.throughput_workers
+    spawned = time.perf_counter()
+    workers = [
+        spawn(own, opts.log(name if count == 1 else f"{name}-w{i}"), launch)[0]
+        for i, own in enumerate(group_settings(settings, count))
+    ]
     try:
         stall = None if launch is None else 20.0
-        window = await _follow_until(follower, worker, opts.events, opts, stall)
+        window = await _follow_until(follower, workers, opts.events, opts, stall)
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
         await follower.stop()
     dlq = sum((await end_offsets(settings, settings.dlq_topic)).values())
-    load = Load(before, load1())
-    retries = count_in_log(worker.log_path, _RETRY)
     result = _throughput(
-        guarantee=guarantee, n=n, w=window, spawned=spawned, opts=opts, dlq=dlq, load=load,
-        retries=retries,
+        guarantee=guarantee, n=n, w=window, spawned=spawned, opts=opts, dlq=dlq,
+        load=Load(before, load1()),
+        logs=Logs(
+            workers=count,
+            retries=sum(count_in_log(w.log_path, _RETRY) for w in workers),
+            rebalances=sum(count_in_log(w.log_path, _REVOKED) for w in workers),
+        ),
     )  # fmt: skip
     return result, settings
+
+
+@dataclass(frozen=True, slots=True)
+class Logs:
+    """What the workers' logs say about a throughput run."""
+
+    workers: int
+    retries: int
+    rebalances: int
+
+
+def group_settings(settings: FraudscoreSettings, count: int) -> list[FraudscoreSettings]:
+    """The settings of each of ``count`` worker processes in one consumer group: each its own
+    state dir (and so its own transactional id)."""
+    if count == 1:
+        return [settings]
+    return [
+        settings.model_copy(update={"var_dir": settings.var_dir / f"w{i}"}) for i in range(count)
+    ]
 
 
 def _throughput(
@@ -286,7 +325,7 @@ def _throughput(
     opts: Options,
     dlq: int,
     load: Load,
-    retries: int,
+    logs: Logs,
 ) -> Throughput:
     expected = {f"tx_{_SEED}_{i:09d}" for i in range(opts.events)}
     broker = None
@@ -296,6 +335,8 @@ def _throughput(
     return Throughput(
         guarantee=guarantee,
         round=n,
+        workers=logs.workers,
+        rebalances=logs.rebalances,
         window_events=distinct - w.first_count,
         window_s=w.last_at - w.first_at,
         worker_cpu_s=w.last_cpu[0] - w.first_cpu[0],
@@ -307,7 +348,7 @@ def _throughput(
         distinct=distinct,
         total=w.arrivals.total,
         dead_letters=dlq,
-        retries=retries,
+        retries=logs.retries,
         load=load,
     )
 
@@ -523,12 +564,7 @@ async def _start_group(
     count = opts.latency_workers
     workers: list[WorkerProcess] = []
     try:
-        for i in range(count):
-            own = (
-                settings
-                if count == 1
-                else settings.model_copy(update={"var_dir": settings.var_dir / f"w{i}"})
-            )
+        for i, own in enumerate(group_settings(settings, count)):
             worker, _, _ = spawn(own, opts.log(name if count == 1 else f"{name}-w{i}"))
             workers.append(worker)
             if not await worker.wait_for_log("ready at offset"):
@@ -718,6 +754,7 @@ async def recovery(opts: Options) -> tuple[Build, Startup, list[Recovery]]:
 _THROUGHPUT_COLUMNS = (
     "round",
     "guarantee",
+    "workers",
     "events/s",
     "worker CPU µs/event",
     "broker CPU µs/event",
@@ -728,6 +765,7 @@ _THROUGHPUT_COLUMNS = (
     "decided (distinct/total)",
     "complete",
     "checkpoint warnings",
+    "rebalances",
     "load 1m",
 )
 _LATENCY_COLUMNS = (
@@ -770,12 +808,13 @@ def throughput_table(results: Sequence[Throughput]) -> Table:
         table.add_column(name, justify="left" if name == "guarantee" else "right")
     for r in results:
         table.add_row(
-            str(r.round), r.guarantee, f"{r.rate:,.0f}", _f(r.cpu_us, 1), _f(r.broker_us, 1),
+            str(r.round), r.guarantee, str(r.workers), f"{r.rate:,.0f}", _f(r.cpu_us, 1),
+            _f(r.broker_us, 1),
             _f(r.bench_cpu_s / r.window_events * 1e6, 1),
             f"{r.worker_cpu_s / r.window_s:.0%} / {r.worker_queued_s / r.window_s:.0%}",
             _f(r.window_s), _f(r.startup_s),
             f"{r.distinct:,}/{r.total:,}", "yes" if r.complete else "NO", str(r.retries),
-            str(r.load),
+            str(r.rebalances), str(r.load),
         )  # fmt: skip
     return table
 
@@ -875,6 +914,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--rates", help="offered loads for the latency runs, comma-separated (1000,5000)")
     add("--duration", type=float, help="seconds per latency load (30)")
     add("--no-alo-latency", action="store_true", help="latency for exactly-once only")
+    add(
+        "--throughput-workers",
+        type=int,
+        default=1,
+        help="worker processes in the throughput runs (one consumer group, started together)",
+    )
     add("--latency-workers", type=int, default=1, help="worker processes in the latency runs")
     add("--recovery-cards", type=int, help="cards of state for the recovery runs (1,000,000)")
     add("--parts", default="throughput,latency,recovery", help="which parts to run")
@@ -901,6 +946,7 @@ def options(args: argparse.Namespace, root: Path) -> Options:
         rates=tuple(int(x) for x in rates.split(",")),
         duration_s=args.duration or (5.0 if quick else 30.0),
         alo_latency=not (args.no_alo_latency or quick),
+        throughput_workers=args.throughput_workers,
         latency_workers=args.latency_workers,
         recovery_cards=args.recovery_cards or (100_000 if quick else 1_000_000),
         fetch_wait_ms=args.fetch_wait_ms,
@@ -918,8 +964,9 @@ def header(opts: Options, args: argparse.Namespace, argv: Sequence[str]) -> None
     table.add_row("broker at", b.kafka_bootstrap)
     worker = (
         f"checkpoint every {b.checkpoint_interval_ms} ms or {b.checkpoint_max_records:,} "
-        f"records, fetch {b.fetch_max_records:,}, {opts.partitions} partitions, 1 process "
-        f"({opts.latency_workers} in the latency runs)"
+        f"records, fetch {b.fetch_max_records:,}, {opts.partitions} partitions; processes: "
+        f"{opts.throughput_workers} in the throughput runs, {opts.latency_workers} in the "
+        "latency runs"
     )
     table.add_row("worker", worker)
     table.add_row(

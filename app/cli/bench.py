@@ -57,6 +57,15 @@ def bench(
             "(it decides ~100/s here; 5,000; quick 1,000)",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="fraudscore worker processes in one consumer group, in its throughput and "
+            "latency runs (the peers run one process each: compare them at 1; the scale-out "
+            "target is read at as many as the cores allow)",
+        ),
+    ] = 1,
     only: Annotated[
         str, typer.Option(help=f"Contenders to run, comma-separated, in this order ({_ALL})")
     ] = _ALL,
@@ -140,7 +149,8 @@ def bench(
         rates=tuple(int(rate) for rate in rates.split(",")),
         duration_s=duration or (5.0 if quick else 30.0),
         alo_latency=True,
-        latency_workers=1,
+        throughput_workers=workers,
+        latency_workers=workers,
         recovery_cards=0,
         fetch_wait_ms=100,
         broker_pid=broker_pid,
@@ -223,7 +233,7 @@ def _soak(
 def _report(results: list[Result], opts: Options, png: Path, show_markdown: bool) -> None:
     from app.bench.peers import as_markdown, chart, report  # noqa: PLC0415
 
-    tables = report(results, opts.rates)
+    tables = report(results, opts.rates, opts.throughput_workers)
     stdout = Console(width=None if sys.stdout.isatty() else 220)  # a wide table in a file too
     for table in tables:
         stdout.print(table)

@@ -8,6 +8,8 @@ not that it is exact. Part of ``--soak`` (too slow for the default run's budget)
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -15,8 +17,9 @@ import msgspec
 import pytest
 from rich.progress import Progress
 
-from app.bench.exactly_once import Options
+from app.bench.exactly_once import EO, Options, preproduce, throughput_run
 from app.bench.peers import DEFAULT_QUIX_PYTHON, Result, contenders, run_bench
+from app.bench.verify import committed_ids
 from app.settings import FraudscoreSettings, get_settings
 from tests.support.kafka import read_topic
 
@@ -32,6 +35,14 @@ async def _independent_count(settings: FraudscoreSettings, result: Result) -> Co
     return Counter(msgspec.json.decode(r.value)["transaction_id"] for r in records)
 
 
+def _options(base: FraudscoreSettings, root: Path, *, workers: int) -> Options:
+    return Options(
+        events=EVENTS, cards=40, partitions=base.partitions, rounds=1, rates=(),
+        duration_s=0.0, alo_latency=False, throughput_workers=workers, latency_workers=1,
+        recovery_cards=0, fetch_wait_ms=100, broker_pid=None, root=root, base=base,
+    )  # fmt: skip
+
+
 async def test_contenders_decide_the_same_input_and_are_verified(
     kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -41,11 +52,7 @@ async def test_contenders_decide_the_same_input_and_are_verified(
         pytest.skip("part of --soak")
     assert DEFAULT_QUIX_PYTHON.exists(), "run `bash .ci/install-bench` (part of .ci/install)"
     base = get_settings().model_copy(update={"kafka_bootstrap": kafka_bootstrap})
-    opts = Options(
-        events=EVENTS, cards=40, partitions=base.partitions, rounds=1, rates=(),
-        duration_s=0.0, alo_latency=False, latency_workers=1, recovery_cards=0,
-        fetch_wait_ms=100, broker_pid=None, root=tmp_path, base=base,
-    )  # fmt: skip
+    opts = _options(base, tmp_path, workers=1)
     every = contenders(DEFAULT_QUIX_PYTHON)
     chosen = [every["fraudscore-eo"], every["quix-eo"], every["faust-eo"]]
     with Progress(disable=True) as progress:
@@ -63,3 +70,28 @@ async def test_contenders_decide_the_same_input_and_are_verified(
     assert run.verdict.missing == len(expected - seen.keys())
     assert run.verdict.extra_copies == sum(n - 1 for tid, n in seen.items() if tid in expected)
     assert run.verdict.unexpected == sum(n for tid, n in seen.items() if tid not in expected)
+
+
+async def test_a_throughput_run_with_two_workers_splits_the_partitions_between_them(
+    kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if not request.config.getoption("--soak"):
+        pytest.skip("part of --soak")
+    base = get_settings().model_copy(update={"kafka_bootstrap": kafka_bootstrap})
+    opts = _options(base, tmp_path, workers=2)
+    topic, _, _ = await preproduce(opts)
+
+    result, settings = await throughput_run(opts, topic, EO, 1)
+
+    assert result.workers == 2
+    assert result.complete, result
+    assert Counter(await committed_ids(settings, settings.decisions_topic)) == Counter(
+        f"tx_3_{i:09d}" for i in range(EVENTS)
+    )
+    final: list[list[int]] = []
+    for i in range(2):
+        log = (tmp_path / "logs" / f"throughput-1-fraudscore-{EO}-w{i}.log").read_text()
+        assigned = re.findall(r"partitions assigned: (\[[0-9, ]*\])", log)
+        final.append(json.loads(assigned[-1]))
+    assert all(final), final  # both decided
+    assert sorted(final[0] + final[1]) == list(range(base.partitions)), final

@@ -45,7 +45,7 @@ def _results() -> list[Result]:
 
 def _render(results: list[Result]) -> str:
     console = Console(record=True, width=400)
-    for table in report(results, (1000, 5000)):
+    for table in report(results, (1000, 5000), workers=2):
         console.print(table)
     return console.export_text()
 
@@ -76,6 +76,8 @@ def test_targets_compare_fraudscore_eo_with_quix_the_ceiling_and_the_p99() -> No
     assert "yes" in row("1.0x Quix Streams")
     assert "0.40x" in row("60 % of the confluent")
     assert "NO" in row("60 % of the confluent")
+    assert "12,000 events/s" in row("≥ 15,000 events/s end-to-end (2 worker processes)")
+    assert "NO" in row("≥ 15,000 events/s end-to-end")
     assert "90.0 ms" in row("p99 at 5,000 TPS")
     assert "NO" in row("p99 at 5,000 TPS")
 
