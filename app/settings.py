@@ -319,10 +319,13 @@ class FraudscoreSettings(BaseSettings):
         default={
             "commit.manifest-merge.enabled": "true",
             "write.parquet.row-group-limit": "20000",
+            "write.target-file-size-bytes": "134217728",
         },
         description="Iceberg table properties of the audit table (JSON); the sink always adds "
         "commit.retry.num-retries=0. Row groups of 20,000 rows (pyiceberg's default: "
-        "1,048,576) let a card's or a transaction's lookup in a compacted day read a few",
+        "1,048,576) let a card's or a transaction's lookup in a compacted day read a few; "
+        "128 MiB of Arrow per file (pyiceberg's default: 512 MiB) bounds a day's compaction "
+        "to ~0.9 GB of memory (~2.7 GB at 512 MiB; docs/AUDIT.md)",
     )
     audit_group_id: str = Field(
         default="fraudscore-audit",

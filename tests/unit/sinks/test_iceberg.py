@@ -386,8 +386,9 @@ def test_compaction_rewrites_a_day_into_one_file_and_the_sink_carries_on(
 def test_a_day_compacted_into_several_files_is_not_compacted_again_until_a_file_comes(
     table: AuditTable, read: list[CommittedDecision]
 ) -> None:
-    """A big day's compaction writes several files (pyiceberg splits at the target file
-    size): that must not make it due again at every run, only once a checkpoint adds rows."""
+    """A big day's compaction writes several files (it reads the day in groups of about the
+    target file size, and pyiceberg splits at it too), each sorted by card and time: that
+    must not make it due again at every run, only once a checkpoint adds rows."""
     with table.table.transaction() as transaction:  # small files, as a big day gets big ones
         transaction.set_properties({"write.target-file-size-bytes": "20000"})
     spread = _spread(read, days=1)
@@ -397,8 +398,14 @@ def test_a_day_compacted_into_several_files_is_not_compacted_again_until_a_file_
     assert table.days_to_compact(date(2026, 1, 2)) == [day]
     before = len(list(table.table.scan().plan_files()))
     assert table.compact_day(day) == before
-    files = len(list(table.table.scan().plan_files()))
+    paths = [task.file.file_path for task in table.table.scan().plan_files()]
+    files = len(paths)
     assert files > 1, "the compaction wrote one file: the test proves nothing"
+    for path in paths:
+        rows = pq.read_table(urlparse(path).path, columns=["card_id", "event_time"]).to_pylist()
+        keys = [(row["card_id"], row["event_time"]) for row in rows]
+        assert keys == sorted(keys), path
+    assert sum(pq.ParquetFile(urlparse(p).path).metadata.num_rows for p in paths) == 400
     assert table.days_to_compact(date(2026, 1, 2)) == []
     assert table.compact_day(day) == 0
     _append(table, spread[400:450])  # a late decision for the day
