@@ -257,10 +257,10 @@ async def throughput_run(
     started together (or of the one process ``launch`` starts, which then may stop short of
     every decision: what it decided is measured, the rest reported).
 
-    Processes started together still join the group one after the other (seconds apart on
-    a busy machine): the first decides alone until the others' joining moves some of its
-    partitions. That time is in the window (the reassignments are counted), so several
-    workers are, if anything, under-reported."""
+    Processes started together still make two generations of the group: the first to
+    join gets every partition, and decides alone until the rebalance that lets the others in
+    completes (~3 s: it learns of it at its next heartbeat). That time is in the window (the
+    reassignments are counted), so several workers are, if anything, under-reported."""
     settings = opts.fresh(
         f"tp{n}-{contender[:5]}-{guarantee[:3]}",
         input_topic=input_topic,
