@@ -8,7 +8,7 @@
   consumer's ``client.id`` (:func:`advertised_client_id`), which the description returns.
 - The API forwards the request, with the caller's ``Authorization`` header, to the owner's
   internal route (:data:`app.worker_http.CARD_ROUTE`) with a short timeout, on a kept-alive
-  connection (:class:`WorkerClient`).
+  connection, from the API's event loop (:class:`WorkerClient`): a forward holds no thread.
 
 The assignment is cached for ``FRAUDSCORE_API_CARD_OWNER_CACHE_MS`` and refreshed early on a
 miss (no owner, owner unreachable, owner says it does not own the partition), at most once
@@ -17,6 +17,7 @@ per :data:`_MIN_REFRESH_S`, so a broken group does not turn every request into a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 from urllib.parse import quote, urlsplit
 
-import urllib3
+import aiohttp
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -93,7 +94,7 @@ class Assignment:
 
 
 class OwnerDirectory:
-    """The group's assignment, cached; thread-safe (endpoints run in a thread pool)."""
+    """The group's assignment, cached; thread-safe (a refresh runs in a pool thread)."""
 
     def __init__(self, settings: FraudscoreSettings, admin: AdminClient | None = None) -> None:
         self._settings = settings
@@ -103,16 +104,31 @@ class OwnerDirectory:
         self._lock = threading.Lock()
         self._assignment: Assignment | None = None
 
-    def owner(self, card_id: str, *, fresh: bool = False) -> tuple[int, str | None]:
-        """The card's partition and its owner's address (None: no live owner)."""
-        assignment = self._current(fresh)
+    async def owner(self, card_id: str, *, fresh: bool = False) -> tuple[int, str | None]:
+        """The card's partition and its owner's address (None: no live owner). The cached
+        assignment is used on the event loop; reading a new one (admin requests, blocking)
+        happens in a pool thread."""
+        assignment = self._cached(fresh)
+        if assignment is None:
+            assignment = await asyncio.to_thread(self._current, fresh)
         partition = key_partition(card_id.encode(), assignment.partitions)
         return partition, assignment.owners.get(partition)
+
+    def _cached(self, fresh: bool) -> Assignment | None:
+        """The cached assignment if it is recent enough (for ``fresh``: younger than the
+        minimal refresh interval), else None."""
+        with self._lock:
+            cached = self._assignment
+            if cached is not None:
+                age = time.monotonic() - cached.at
+                if age < (_MIN_REFRESH_S if fresh else self._ttl_s):
+                    return cached
+            return None
 
     def _current(self, fresh: bool) -> Assignment:
         with self._lock:
             cached, now = self._assignment, time.monotonic()
-            if cached is not None:
+            if cached is not None:  # another request may have refreshed it meanwhile
                 age = now - cached.at
                 if age < (_MIN_REFRESH_S if fresh else self._ttl_s):
                     return cached
@@ -136,49 +152,62 @@ class OwnerDirectory:
 
 
 class WorkerClient:
-    """GETs to the workers' internal card route on kept-alive connections (urllib3's pools:
-    thread-safe, one per worker address; a connection the worker closed meanwhile is noticed
-    before reuse and replaced). A new connection per request cost the worker's HTTP thread an
-    accept, a close and their bookkeeping every time (docs/BENCHMARKS.md)."""
+    """GETs to the workers' internal card route on kept-alive connections, from the API's
+    event loop (aiohttp's client session: a connection pool per worker address; made at the
+    first forward, on the loop that serves the requests). A request sent on a kept
+    connection the worker closed meanwhile is sent once more on a new one.
+
+    Before, the route was a sync endpoint forwarding with urllib3, one pool thread per
+    lookup: the threads waiting for the GIL beside the event loop capped the API at
+    ~180 forwarded lookups/s with less than half a core busy (docs/BENCHMARKS.md, ADR 0012).
+    """
 
     def __init__(self, timeout_s: float) -> None:
-        self._http = urllib3.PoolManager(
-            num_pools=64,
-            maxsize=16,
-            timeout=urllib3.Timeout(total=timeout_s),
-            retries=urllib3.Retry(total=1, redirect=0),  # once more on a dropped connection
-        )
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
 
-    def card_features(
+    async def card_features(
         self, url: str, partition: int, card_id: str, authorization: str
     ) -> tuple[int, bytes]:
-        """Status and body of the owner's answer; ``urllib3.exceptions.HTTPError`` when it
-        does not answer."""
+        """Status and body of the owner's answer; ``aiohttp.ClientError`` or
+        ``TimeoutError`` when it does not answer."""
         path = f"/internal/v1/partitions/{partition}/cards/{quote(card_id, safe='')}/features"
-        response = self._http.request(
-            "GET", url.rstrip("/") + path, headers={"Authorization": authorization}
-        )
-        return response.status, response.data
+        target, headers = url.rstrip("/") + path, {"Authorization": authorization}
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        try:
+            return await self._get(self._session, target, headers)
+        except aiohttp.ServerDisconnectedError:  # a kept connection, closed by the worker
+            return await self._get(self._session, target, headers)
 
-    def close(self) -> None:
-        self._http.clear()
+    @staticmethod
+    async def _get(
+        session: aiohttp.ClientSession, target: str, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        async with session.get(target, headers=headers) as response:
+            return response.status, await response.read()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
-def lookup(
+async def lookup(
     directory: OwnerDirectory, workers: WorkerClient, card_id: str, authorization: str
 ) -> CardFeatures:
     """Ask the owner of the card's partition; once more after a refresh if the assignment
     looked stale (no owner, owner unreachable or not owning it any more)."""
     problem = "no owner asked"
     for fresh in (False, True):
-        partition, url = directory.owner(card_id, fresh=fresh)
+        partition, url = await directory.owner(card_id, fresh=fresh)
         if url is None:
             problem = f"partition {partition} has no live owner (the group is rebalancing?)"
             continue
         try:
-            status, body = workers.card_features(url, partition, card_id, authorization)
-        except urllib3.exceptions.HTTPError as exc:  # refused, reset, timed out
-            problem = f"the owner of partition {partition} at {url} did not answer: {exc}"
+            status, body = await workers.card_features(url, partition, card_id, authorization)
+        except (aiohttp.ClientError, TimeoutError) as exc:  # refused, reset, timed out
+            reason = str(exc) or type(exc).__name__
+            problem = f"the owner of partition {partition} at {url} did not answer: {reason}"
             continue
         if status == 200:
             return CardFeatures.model_validate_json(body)

@@ -59,7 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        workers.close()
+        await workers.close()
         await labels.close()
         engine.dispose()
 

@@ -32,6 +32,6 @@ CardId = Annotated[str, Path(min_length=1, max_length=64)]
     "/{card_id}/features",
     summary="A card's live feature values, from the worker that owns its partition",
 )
-def card_features(card_id: CardId, request: Request, resources: ResourcesDep) -> CardFeatures:
+async def card_features(card_id: CardId, request: Request, resources: ResourcesDep) -> CardFeatures:
     authorization = request.headers["Authorization"]  # present: the role check passed
-    return lookup(resources.owners, resources.workers, card_id, authorization)
+    return await lookup(resources.owners, resources.workers, card_id, authorization)

@@ -100,7 +100,7 @@ async def test_any_card_is_answered_by_its_partitions_owner(
 
         # the owner of one card's partition dies (no goodbye): 503 until the group notices
         card_id, (partition, features) = next(iter(sorted(expected.items())))
-        _, url = client.app.state.resources.owners.owner(card_id, fresh=True)  # type: ignore[attr-defined]
+        _, url = await client.app.state.resources.owners.owner(card_id, fresh=True)  # type: ignore[attr-defined]
         owner = next(w for w in workers if f"worker HTTP on {url} " in w.log_path.read_text())
         owner.kill()
         gone = client.get(f"/v1/cards/{card_id}/features", headers=headers)
