@@ -22,8 +22,11 @@ dependency that lets through tokens with at least one of the roles given.
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Protocol
@@ -110,6 +113,38 @@ def _verifying(key: jwt.PyJWK) -> tuple[Any, list[str]]:
     return key.key, [key.algorithm_name]
 
 
+class VerifiedTokens:
+    """Tokens verified recently, with their principals. A service sends the same bearer token
+    with every lookup, and verifying it again each time was ~15 % of a card lookup's CPU in
+    the worker (py-spy, docs/BENCHMARKS.md). An entry is trusted until the token's ``exp``
+    (with the leeway) or ``max_age_s`` after its verification, whichever is first, so a key
+    taken out of a key set stops admitting its tokens within ``max_age_s``; at most ``size``
+    entries, the least recently used dropped first. Thread-safe."""
+
+    def __init__(self, size: int = 1024, max_age_s: float = 60.0) -> None:
+        self.size, self.max_age_s = size, max_age_s
+        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str, now: float) -> Principal | None:
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is None:
+                return None
+            if now >= entry[1]:
+                del self._entries[token]
+                return None
+            self._entries.move_to_end(token)
+            return entry[0]
+
+    def put(self, token: str, principal: Principal, expires: float, now: float) -> None:
+        with self._lock:
+            self._entries[token] = (principal, min(expires, now + self.max_age_s))
+            self._entries.move_to_end(token)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
 @dataclass(frozen=True, slots=True)
 class TokenVerifier:
     keys: KeySource
@@ -118,14 +153,23 @@ class TokenVerifier:
     leeway_s: int
     secret: bytes | None  # the HS256 secret when that is the key: dev tokens can be minted
     dev_key: bool  # the built-in development secret is in use
+    verified: VerifiedTokens = field(default_factory=VerifiedTokens, compare=False, repr=False)
 
     @property
     def may_block(self) -> bool:
         """Whether verifying may wait for the network (a key set URL's fetch)."""
         return isinstance(self.keys, RemoteKeySet)
 
+    def known(self, token: str) -> Principal | None:
+        """The principal of ``token`` if it was verified recently and is still trusted."""
+        return self.verified.get(token, time.time())
+
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; :class:`AuthenticationError` says what is wrong."""
+        now = time.time()
+        known = self.verified.get(token, now)
+        if known is not None:
+            return known
         try:
             key, algorithms = self.keys.key_for(token)
             claims = jwt.decode(
@@ -139,7 +183,9 @@ class TokenVerifier:
             )
         except jwt.InvalidTokenError as exc:
             raise AuthenticationError(f"invalid bearer token: {exc}") from None
-        return _principal(claims)
+        principal = _principal(claims)
+        self.verified.put(token, principal, float(claims["exp"]) + self.leeway_s, now)
+        return principal
 
 
 def _principal(claims: dict[str, Any]) -> Principal:
@@ -249,13 +295,14 @@ async def authenticated(
     """The caller, from the ``Authorization: Bearer`` header. Verified on the event loop (a
     sync dependency would cost each request a hop to a pool thread and back, which, beside a
     worker's busy scoring loop, means waiting for the GIL twice more), except with a key set
-    URL, whose fetch blocks: then in a thread."""
+    URL, whose fetch blocks: then in a thread, unless the token was verified recently."""
     if credentials is None:
         raise AuthenticationError("missing bearer token (Authorization: Bearer <JWT>)")
     verifier: TokenVerifier = request.app.state.verifier
-    if verifier.may_block:
-        return await run_in_threadpool(verifier.verify, credentials.credentials)
-    return verifier.verify(credentials.credentials)
+    token = credentials.credentials
+    if verifier.may_block and verifier.known(token) is None:
+        return await run_in_threadpool(verifier.verify, token)
+    return verifier.verify(token)
 
 
 def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
